@@ -1,0 +1,49 @@
+"""Builds the library objects an experiment config describes (shared by the binaries)."""
+
+import jax
+
+import jal
+
+__all__ = ["load_data", "build", "train_config", "loop_config", "FLAG_KEYS"]
+
+# Config keys a binary may override from the command line.
+FLAG_KEYS = ("dataset", "model", "strategy", "seed", "init_size", "budget", "rounds",
+             "epochs", "batch_size", "learning_rate", "dropout", "chunk_size", "stop_train_acc")
+
+
+def load_data(config: dict, data_dir: str | None = None) -> jal.data.Dataset:
+  """Loads ``config['dataset']`` (val split from ``config['val_size']`` if given)."""
+  kw = {"seed": int(config.get("data_seed", 0))}
+  if config.get("val_size") is not None:
+    kw["val_size"] = int(config["val_size"])
+  return jal.data.load(config["dataset"], data_dir=data_dir, **kw)
+
+
+def train_config(config: dict) -> jal.TrainConfig:
+  """The ``TrainConfig`` of a config dict."""
+  return jal.TrainConfig(
+      epochs=int(config["epochs"]), batch_size=int(config["batch_size"]),
+      learning_rate=float(config["learning_rate"]), optimizer=config["optimizer"],
+      stop_train_acc=config.get("stop_train_acc"), superloss=bool(config.get("superloss")),
+      augment=config.get("augment", "none"))
+
+
+def loop_config(config: dict) -> jal.LoopConfig:
+  """The ``LoopConfig`` of a config dict."""
+  return jal.LoopConfig(init_size=int(config["init_size"]), budget=int(config["budget"]),
+                        rounds=int(config["rounds"]), chunk_size=int(config["chunk_size"]))
+
+
+def build(config: dict, data: jal.data.Dataset):
+  """``(net, strategy)`` for a config; BALD gets dropout 0.25 unless one is set."""
+  dropout = float(config.get("dropout") or 0.0)
+  if config["strategy"] == "bald" and dropout <= 0:
+    dropout = 0.25
+    print("bald needs MC dropout: building the model with dropout=0.25", flush=True)
+  net = jal.make_net(config["model"], data.x_train.shape[1:], data.num_classes,
+                     dropout=dropout, **dict(config.get("model_kwargs") or {}))
+  return net, jal.get_strategy(config["strategy"])
+
+
+def run_key(config: dict) -> jax.Array:
+  return jax.random.key(int(config["seed"]))

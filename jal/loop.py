@@ -1,0 +1,231 @@
+"""The active-learning loop: train → evaluate → score → select → label, with checkpoints.
+
+Every round's randomness is derived from one seed by ``fold_in(round)``, and each completed
+round is checkpointed (labeled mask, history, PRNG key data) into ``workdir``; a run that is
+killed resumes at the first unfinished round and ends with the same result as an
+uninterrupted one.
+"""
+
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jal import metrics
+from jal.data.dataset import Dataset
+from jal.models.net import Net
+from jal.strategies import Context, Strategy, check_budget, pick
+from jal.train import TrainConfig, accuracy, fit
+
+__all__ = ["LoopConfig", "History", "initial_mask", "label", "run_loop"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+  """The AL protocol.
+
+  Attributes:
+    init_size: ``|L₀|``, drawn uniformly at random from the pool.
+    budget: ``b``, points queried per round.
+    rounds: number of query rounds; the model is trained ``rounds + 1`` times.
+    chunk_size: rows per chunk for pool-wide inference.
+  """
+  init_size: int = 100
+  budget: int = 100
+  rounds: int = 5
+  chunk_size: int = 1024
+
+  def validate(self, pool_size: int) -> None:
+    """Raises ``ValueError`` if the protocol does not fit in a pool of ``pool_size``."""
+    if self.init_size < 1 or self.budget < 1 or self.rounds < 0:
+      raise ValueError(f"need init_size >= 1, budget >= 1, rounds >= 0; got {self}")
+    need = self.init_size + self.budget * self.rounds
+    if need > pool_size:
+      raise ValueError(f"init_size + budget * rounds = {need} exceeds the pool of {pool_size}")
+
+
+@dataclasses.dataclass
+class History:
+  """Per-round record of a run (saved as ``history.json``).
+
+  Attributes:
+    config: the run's settings (JSON-able).
+    rounds: one dict per trained model with ``round``, ``n_labeled``, ``test_accuracy``,
+      ``class_counts``, ``train_seconds``, ``score_seconds``, ``select_seconds``,
+      ``epochs`` and ``queried`` (indices selected after this round's training).
+  """
+  config: dict
+  rounds: list = dataclasses.field(default_factory=list)
+
+  @property
+  def accuracies(self) -> list[float]:
+    return [r["test_accuracy"] for r in self.rounds]
+
+  def summary(self) -> dict:
+    """JSON-able dict with ``rounds``, ``aubc``, ``f_acc`` (when there are ≥ 2 rounds)."""
+    out = {"config": self.config, "rounds": self.rounds}
+    accs = self.accuracies
+    if len(accs) >= 2:
+      out["aubc"] = metrics.aubc(accs, self.config["budget"])
+      out["f_acc"] = metrics.f_acc(accs)
+    return out
+
+  def save(self, path: str | os.PathLike) -> None:
+    _atomic_write(pathlib.Path(path), json.dumps(self.summary(), indent=1).encode())
+
+  @classmethod
+  def load(cls, path: str | os.PathLike) -> "History":
+    d = json.loads(pathlib.Path(path).read_text())
+    return cls(config=d["config"], rounds=d["rounds"])
+
+
+def _atomic_write(path: pathlib.Path, data: bytes) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+  with os.fdopen(fd, "wb") as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
+def initial_mask(key: jax.Array, pool_size: int, init_size: int) -> np.ndarray:
+  """A ``[pool_size]`` bool mask with ``init_size`` uniformly drawn True entries."""
+  if not 1 <= init_size <= pool_size:
+    raise ValueError(f"init_size must be in [1, {pool_size}], got {init_size}")
+  mask = np.zeros(pool_size, bool)
+  mask[np.asarray(jax.random.permutation(key, pool_size))[:init_size]] = True
+  return mask
+
+
+def label(mask: np.ndarray, indices: Any) -> np.ndarray:
+  """Returns a new mask with ``indices`` labeled; rejects duplicates, out-of-range or
+  already-labeled indices (nothing is changed on error)."""
+  idx = np.asarray(indices).ravel()
+  if idx.size and not np.issubdtype(idx.dtype, np.integer):
+    raise ValueError(f"indices must be integers, got dtype {idx.dtype}")
+  if idx.size and (idx.min() < 0 or idx.max() >= mask.size):
+    raise ValueError(f"indices must lie in [0, {mask.size}), got [{idx.min()}, {idx.max()}]")
+  if np.unique(idx).size != idx.size:
+    raise ValueError("indices contain duplicates")
+  if mask[idx].any():
+    raise ValueError(f"{int(mask[idx].sum())} indices are already labeled")
+  out = mask.copy()
+  out[idx] = True
+  return out
+
+
+def _checkpoint_paths(workdir):
+  w = pathlib.Path(workdir)
+  return w / "checkpoint.npz", w / "history.json"
+
+
+def _save_checkpoint(workdir, mask, next_round, key, history):
+  ckpt, hist = _checkpoint_paths(workdir)
+  history.save(hist)
+  buf = io.BytesIO()
+  np.savez(buf, mask=mask, next_round=np.int64(next_round),
+           key_data=np.asarray(jax.random.key_data(key)),
+           fingerprint=np.bytes_(json.dumps(history.config, sort_keys=True).encode()))
+  _atomic_write(ckpt, buf.getvalue())
+
+
+def _try_resume(workdir, config: dict, key):
+  ckpt, hist = _checkpoint_paths(workdir)
+  if not (ckpt.exists() and hist.exists()):
+    return None
+  with np.load(ckpt) as z:
+    fp = bytes(z["fingerprint"]).decode()
+    if fp != json.dumps(config, sort_keys=True):
+      raise ValueError(f"{workdir} holds a checkpoint of a different run; use another "
+                       f"--workdir or delete it.\n  saved: {fp}\n  now:   "
+                       f"{json.dumps(config, sort_keys=True)}")
+    if not np.array_equal(z["key_data"], np.asarray(jax.random.key_data(key))):
+      raise ValueError(f"{workdir}: checkpoint PRNG key differs from this run's seed")
+    return z["mask"].astype(bool), int(z["next_round"]), History.load(hist)
+
+
+def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
+             strategy: Strategy, loop_config: LoopConfig, *, workdir: str | None = None,
+             verbose: bool = True, extra_config: dict | None = None,
+             on_round: Callable[[int, dict], None] | None = None) -> History:
+  """Runs the AL protocol on ``data`` (pool = train split, accuracy on the test split).
+
+  Args:
+    key: PRNG key of the run (initial set, every training, every selection).
+    data: the dataset; its train split is the pool.
+    net: the target network.
+    train_config: how the target model is trained each round (from scratch).
+    strategy: the query strategy.
+    loop_config: ``|L₀|``, ``b``, number of rounds.
+    workdir: where ``history.json``, ``checkpoint.npz`` and ``curve.png`` go; an existing
+      checkpoint of the same run is resumed. ``None`` keeps everything in memory.
+    verbose: print a per-round table and progress.
+    extra_config: more JSON-able settings to record (and to check on resume).
+    on_round: called as ``on_round(round, record)`` after each round.
+
+  Returns:
+    The ``History``.
+  """
+  x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+  n = x.shape[0]
+  loop_config.validate(n)
+  config = {"dataset": data.name, "model": net.name, "strategy": strategy.name,
+            **dataclasses.asdict(loop_config), "train": dataclasses.asdict(train_config),
+            **(extra_config or {})}
+  k_init, k_rounds = jax.random.split(key)
+  resumed = _try_resume(workdir, config, key) if workdir else None
+  if resumed:
+    mask, start, history = resumed
+    if verbose:
+      print(f"resuming {workdir} at round {start} ({int(mask.sum())} labeled)", flush=True)
+  else:
+    mask, start, history = initial_mask(k_init, n, loop_config.init_size), 0, History(config)
+  if verbose and start == 0:
+    print(f"{'round':>5} {'labeled':>8} {'test_acc':>8} {'train_s':>8} {'score_s':>8} "
+          f"{'select_s':>8}", flush=True)
+  y_np = np.asarray(data.y_train)
+  for r in range(start, loop_config.rounds + 1):
+    k_fit, k_sel = jax.random.split(jax.random.fold_in(k_rounds, r))
+    t0 = time.perf_counter()
+    res = fit(k_fit, net, train_config, x, y, jnp.asarray(mask))
+    jax.block_until_ready(res.variables)
+    t_train = time.perf_counter() - t0
+    acc = accuracy(net, res.variables, data.x_test, data.y_test, loop_config.chunk_size)
+    rec = {"round": r, "n_labeled": int(mask.sum()), "test_accuracy": acc,
+           "class_counts": np.bincount(y_np[mask], minlength=net.num_classes).tolist(),
+           "epochs": int(res.epochs), "train_seconds": t_train,
+           "score_seconds": 0.0, "select_seconds": 0.0, "queried": []}
+    if r < loop_config.rounds:
+      ctx = Context(net, res.variables, x, y, jnp.asarray(mask), net.num_classes,
+                    loop_config.chunk_size)
+      budget = check_budget(mask, loop_config.budget)
+      k_score, k_pick = jax.random.split(k_sel)  # the same split as strategies.select
+      t0 = time.perf_counter()
+      aux = jax.block_until_ready(strategy.score(k_score, ctx))
+      t1 = time.perf_counter()
+      idx = pick(strategy, k_pick, ctx, aux, budget)
+      rec["score_seconds"], rec["select_seconds"] = t1 - t0, time.perf_counter() - t1
+      rec["queried"] = idx.tolist()
+      mask = label(mask, idx)
+    history.rounds.append(rec)
+    if verbose:
+      print(f"{r:>5} {rec['n_labeled']:>8} {acc:>8.4f} {t_train:>8.2f} "
+            f"{rec['score_seconds']:>8.2f} {rec['select_seconds']:>8.2f}", flush=True)
+    if workdir:
+      _save_checkpoint(workdir, mask, r + 1, key, history)
+    if on_round:
+      on_round(r, rec)
+  if workdir:
+    accs = np.asarray(history.accuracies)
+    counts = np.asarray([rr["n_labeled"] for rr in history.rounds])
+    metrics.plot_curve({strategy.name: (counts, accs)}, pathlib.Path(workdir) / "curve.png",
+                       title=f"{data.name} / {net.name} / {strategy.name}")
+  return history

@@ -1,0 +1,48 @@
+"""Multi-layer perceptron returning ``(logits, embedding)``."""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+__all__ = ["MLP"]
+
+
+class MLP(nnx.Module):
+  """Flatten → [Linear → ReLU] × L → (dropout) → Linear head.
+
+  Args:
+    in_features: flattened input size (``H * W * C``).
+    num_classes: number of logits ``K``.
+    hidden: widths of the hidden layers; the last one is the embedding size.
+    dropout: dropout rate before the head (used for MC-dropout BALD).
+    rngs: ``nnx.Rngs`` with a ``params`` stream.
+
+  Example:
+    >>> from flax import nnx
+    >>> import jax.numpy as jnp
+    >>> m = MLP(64, 10, hidden=(32,), rngs=nnx.Rngs(0))
+    >>> logits, emb = m(jnp.zeros((2, 8, 8, 1)))
+    >>> logits.shape, emb.shape
+    ((2, 10), (2, 32))
+  """
+
+  def __init__(self, in_features: int, num_classes: int, *,
+               hidden: Sequence[int] = (256, 128), dropout: float = 0.0,
+               rngs: nnx.Rngs):
+    widths = (in_features, *hidden)
+    self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:])])
+    self.drop = nnx.Dropout(dropout)
+    self.head = nnx.Linear(widths[-1], num_classes, rngs=rngs)
+    self.embed_dim = widths[-1]
+    self.dropout_rate = dropout
+
+  def __call__(self, x: jax.Array, *, train: bool = False, dropout: bool | None = None,
+               rngs=None):
+    """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, D]``."""
+    h = jnp.reshape(x, (x.shape[0], -1))
+    for layer in self.layers:
+      h = jax.nn.relu(layer(h))
+    logits = self.head(self.drop(h, deterministic=not (train if dropout is None else dropout), rngs=rngs))
+    return logits, h

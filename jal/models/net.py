@@ -1,0 +1,133 @@
+"""The functional face of a model: a static ``Net`` plus a pytree of variables.
+
+NNX modules are split once (``nnx.split``); every library function then takes the static
+``Net`` and the ``Variables`` pytree, so ``jax.jit``/``jax.vmap`` see plain arrays
+(the functional NNX style of flax's ``nnx_toy_examples/01_functional_api.py``).
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+from flax import nnx
+
+from jal.models.lenet import LeNet5
+from jal.models.mlp import MLP
+from jal.models.resnet import ResNet18
+
+__all__ = ["Net", "Variables", "make_net", "MODELS"]
+
+
+class Variables(NamedTuple):
+  """Model state as a pytree.
+
+  Attributes:
+    params: trainable ``nnx.Param`` state.
+    extra: everything else (BatchNorm running statistics); may be empty.
+  """
+  params: Any
+  extra: Any
+
+
+def _mlp(input_shape, num_classes, rngs, **kw):
+  h, w, c = input_shape
+  return MLP(h * w * c, num_classes, rngs=rngs, **kw)
+
+
+def _lenet(input_shape, num_classes, rngs, **kw):
+  return LeNet5(tuple(input_shape), num_classes, rngs=rngs, **kw)
+
+
+def _resnet18(input_shape, num_classes, rngs, **kw):
+  return ResNet18(input_shape[-1], num_classes, rngs=rngs, **kw)
+
+
+MODELS: dict[str, Callable[..., nnx.Module]] = {
+    "mlp": _mlp,
+    "lenet": _lenet,
+    "resnet18": _resnet18,
+}
+
+
+class Net(NamedTuple):
+  """Static description of a network (hashable, usable as a ``jit`` static argument).
+
+  Attributes:
+    graphdef: the NNX graph definition.
+    name: registry name.
+    num_classes: ``K``.
+    embed_dim: embedding width ``D``.
+    dropout: dropout rate before the head.
+    init: ``key -> Variables``; pure, so it can be ``vmap``ped over keys.
+  """
+  graphdef: Any
+  name: str
+  num_classes: int
+  embed_dim: int
+  dropout: float
+  init: Callable[[jax.Array], Variables]
+
+  def apply(self, variables: Variables, x: jax.Array, *, train: bool = False,
+            dropout: bool | None = None, key: jax.Array | None = None):
+    """Runs the network.
+
+    Args:
+      variables: the model state.
+      x: ``[n, H, W, C]`` images.
+      train: training mode (BatchNorm batch statistics, dropout on).
+      dropout: force dropout on/off independently of ``train`` (MC dropout: eval-mode
+        BatchNorm with dropout on); ``None`` follows ``train``.
+      key: PRNG key for dropout (required when dropout is active).
+
+    Returns:
+      ``(logits [n, K], embedding [n, D], new_extra)``; ``new_extra`` holds updated BatchNorm
+      statistics in training mode.
+    """
+    model = nnx.merge(self.graphdef, variables.params, variables.extra)
+    rngs = nnx.Rngs(dropout=key) if key is not None else None
+    logits, emb = model(x, train=train, dropout=dropout, rngs=rngs)
+    _, _, extra = nnx.split(model, nnx.Param, ...)
+    return logits, emb, extra
+
+  def __hash__(self):
+    return hash((self.graphdef, self.name))
+
+  def __eq__(self, other):
+    return isinstance(other, Net) and (self.graphdef, self.name) == (other.graphdef, other.name)
+
+
+def make_net(name: str, input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> Net:
+  """Builds the static ``Net`` for a registered model.
+
+  Args:
+    name: one of ``MODELS`` (``"mlp"``, ``"lenet"``, ``"resnet18"``).
+    input_shape: ``(H, W, C)`` of one image.
+    num_classes: number of classes ``K``.
+    **kwargs: model options (``hidden``, ``dropout``, ``stem``, ``width``).
+
+  Returns:
+    A ``Net`` whose ``init(key)`` gives fresh ``Variables``.
+
+  Example:
+    >>> import jax
+    >>> net = make_net("mlp", (8, 8, 1), 10, hidden=(32,))
+    >>> v = net.init(jax.random.key(0))
+    >>> net.apply(v, jax.numpy.zeros((4, 8, 8, 1)))[0].shape
+    (4, 10)
+  """
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+  if len(input_shape) != 3:
+    raise ValueError(f"input_shape must be (H, W, C), got {input_shape}")
+  ctor = MODELS[name]
+  input_shape = tuple(int(s) for s in input_shape)
+  abstract = nnx.eval_shape(lambda: ctor(input_shape, num_classes, nnx.Rngs(0), **kwargs))
+  graphdef, _, _ = nnx.split(abstract, nnx.Param, ...)
+
+  def init(key: jax.Array) -> Variables:
+    model = ctor(input_shape, num_classes, nnx.Rngs(params=key), **kwargs)
+    _, params, extra = nnx.split(model, nnx.Param, ...)
+    return Variables(params, extra)
+
+  return Net(graphdef, name, num_classes, int(abstract.embed_dim),
+             float(abstract.dropout_rate), init)

@@ -1,0 +1,203 @@
+"""Per-example scores: EL2N, GraNd, margin, entropy, least confidence, BALD, SuperLoss σ*.
+
+Uncertainty scores follow one convention: **larger means more informative** (so every
+strategy takes a top-k). ``margin_score`` is therefore ``-(p₍₁₎ − p₍₂₎)``.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jal.chunking import chunked_map
+from jal.models.net import Net, Variables
+
+__all__ = [
+    "lambertw0", "superloss_sigma", "superloss_weights", "el2n_from_logits", "el2n", "grand",
+    "margin_score", "entropy_score", "least_confidence_score", "bald_score", "mc_probs",
+]
+
+_INV_E = 1.0 / math.e
+
+
+def lambertw0(z: jax.Array, iters: int = 8) -> jax.Array:
+  """Principal branch W₀ of the Lambert W function (``w·eʷ = z``) for ``z ≥ −1/e``.
+
+  ``jax.scipy.special`` has none. The initial guess is the branch-point series
+  ``−1 + p − p²/3 + 11p³/72`` with ``p = √(2(1 + e·z))`` near ``−1/e`` and Winitzki's
+  approximation elsewhere, refined by ``iters`` Halley steps.
+
+  Args:
+    z: any shape, values ``≥ −1/e`` (smaller values are clamped to ``−1/e``).
+    iters: Halley iterations.
+
+  Returns:
+    ``W₀(z)``, same shape and dtype.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> round(float(lambertw0(jnp.float32(1.0))), 5)  # the omega constant
+    0.56714
+  """
+  z = jnp.maximum(z, -_INV_E)
+  p = jnp.sqrt(jnp.maximum(2.0 * (1.0 + math.e * z), 0.0))
+  branch = -1.0 + p - p * p / 3.0 + 11.0 / 72.0 * p ** 3
+  lz = jnp.log1p(jnp.maximum(z, -0.2649))
+  winitzki = lz * (1.0 - jnp.log1p(lz) / (2.0 + lz))
+  w = jnp.where(z < -0.2649, branch, winitzki)
+
+  def halley(_, w):
+    ew = jnp.exp(w)
+    f = w * ew - z
+    wp1 = w + 1.0
+    denom = ew * wp1 - (w + 2.0) * f / (2.0 * wp1)
+    step = jnp.where(jnp.abs(denom) > 0, f / jnp.where(denom == 0, 1.0, denom), 0.0)
+    return w - step
+
+  return jax.lax.fori_loop(0, iters, halley, w)
+
+
+def superloss_sigma(loss: jax.Array, tau: float, lam: float) -> jax.Array:
+  """SuperLoss's closed-form confidence σ* = exp(−W₀(½·max(−2/e, (ℓ − τ)/λ))).
+
+  σ* minimises ``(ℓ − τ)σ + λ(log σ)²`` over σ > 0 (Castells et al. 2020); it lies in (0, e],
+  equals 1 at ℓ = τ and e once ℓ − τ ≤ −2λ/e.
+
+  Args:
+    loss: per-example task losses, any shape.
+    tau: threshold τ (BRAL-T: log K).
+    lam: regulariser λ > 0.
+
+  Returns:
+    σ*, same shape as ``loss``.
+  """
+  beta = (loss - tau) / lam
+  return jnp.exp(-lambertw0(0.5 * jnp.maximum(-2.0 * _INV_E, beta)))
+
+
+def superloss_weights(loss: jax.Array, tau: float, lam: float) -> jax.Array:
+  """σ* with ``stop_gradient`` (the weights are not differentiated through)."""
+  return jax.lax.stop_gradient(superloss_sigma(loss, tau, lam))
+
+
+def el2n_from_logits(logits: jax.Array, y: jax.Array) -> jax.Array:
+  """EL2N = ‖softmax(logits) − onehot(y)‖₂ (Paul et al. 2021).
+
+  Args:
+    logits: ``[n, K]``.
+    y: ``[n]`` integer labels.
+
+  Returns:
+    ``[n]`` scores.
+  """
+  p = jax.nn.softmax(logits, axis=-1)
+  return jnp.linalg.norm(p - jax.nn.one_hot(y, logits.shape[-1], dtype=p.dtype), axis=-1)
+
+
+def _el2n(net, variables, x, y, chunk_size):
+  def fn(c):
+    logits, _, _ = net.apply(variables, c[0], train=False)
+    return el2n_from_logits(logits, c[1])
+  return chunked_map(fn, (x, y), chunk_size)
+
+
+_el2n_jit = jax.jit(_el2n, static_argnums=(0, 4))
+
+
+def el2n(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
+         chunk_size: int = 1024) -> jax.Array:
+  """EL2N scores ``[n]`` of ``(x [n, ...], y [n])`` under the model, in eval mode."""
+  return _el2n_jit(net, variables, x, y, int(chunk_size))
+
+
+def _grand(net, variables, x, y, chunk_size):
+  def loss_one(params, xi, yi):
+    logits, _, _ = net.apply(Variables(params, variables.extra), xi[None], train=False)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, yi[None])[0]
+
+  per_example_grad = jax.vmap(jax.grad(loss_one), in_axes=(None, 0, 0))
+
+  def fn(c):
+    g = per_example_grad(variables.params, c[0], c[1])
+    sq = sum(jnp.sum(jnp.reshape(l, (l.shape[0], -1)) ** 2, axis=1) for l in jax.tree.leaves(g))
+    return jnp.sqrt(sq)
+
+  return chunked_map(fn, (x, y), chunk_size)
+
+
+_grand_jit = jax.jit(_grand, static_argnums=(0, 4))
+
+
+def grand(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
+          chunk_size: int = 64) -> jax.Array:
+  """GraNd = ‖∇_θ ℓ_CE(x, y)‖₂ per example (Paul et al. 2021), BatchNorm in eval mode.
+
+  Per-example gradients come from ``vmap(grad(loss_of_one_example))`` over a chunk, so memory
+  is ``chunk_size × |θ|``; pick a small chunk for big models.
+
+  Args:
+    net: the static network.
+    variables: model state.
+    x: ``[n, H, W, C]`` inputs.
+    y: ``[n]`` labels.
+    chunk_size: examples per vmapped chunk.
+
+  Returns:
+    ``[n]`` gradient norms.
+  """
+  return _grand_jit(net, variables, x, y, int(chunk_size))
+
+
+def margin_score(probs: jax.Array) -> jax.Array:
+  """Negative top-2 margin ``−(p₍₁₎ − p₍₂₎)`` of ``[n, K]`` probabilities (larger = less sure)."""
+  top2 = jax.lax.top_k(probs, 2)[0]
+  return top2[:, 1] - top2[:, 0]
+
+
+def entropy_score(probs: jax.Array) -> jax.Array:
+  """Predictive entropy ``−Σ p log p`` of ``[n, K]`` probabilities."""
+  return -jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0),
+                  axis=-1)
+
+
+def least_confidence_score(probs: jax.Array) -> jax.Array:
+  """``1 − max_k p_k`` of ``[n, K]`` probabilities."""
+  return 1.0 - jnp.max(probs, axis=-1)
+
+
+def bald_score(mc: jax.Array) -> jax.Array:
+  """BALD mutual information from MC-dropout probabilities ``[T, n, K]``.
+
+  I(y; θ | x) = H(E_t p_t) − E_t H(p_t) (Houlsby et al. 2011; Gal et al. 2017).
+  """
+  mean_h = jnp.mean(jax.vmap(entropy_score)(mc), axis=0)
+  return entropy_score(jnp.mean(mc, axis=0)) - mean_h
+
+
+def _mc_probs(net, variables, x, key, samples, chunk_size):
+  keys = jax.random.split(key, samples)
+
+  def fn(c):
+    def one(k):
+      logits, _, _ = net.apply(variables, c[0], train=False, dropout=True, key=k)
+      return jax.nn.softmax(logits, -1)
+    return jnp.moveaxis(jax.vmap(one)(keys), 0, 1)  # [chunk, T, K]
+
+  return jnp.moveaxis(chunked_map(fn, (x,), chunk_size), 1, 0)
+
+
+_mc_probs_jit = jax.jit(_mc_probs, static_argnums=(0, 4, 5))
+
+
+def mc_probs(net: Net, variables: Variables, x: jax.Array, key: jax.Array, samples: int = 10,
+             chunk_size: int = 1024) -> jax.Array:
+  """MC-dropout class probabilities ``[T, n, K]`` with dropout on before the head.
+
+  Raises:
+    ValueError: if the network has no dropout (``net.dropout == 0``).
+  """
+  if net.dropout <= 0:
+    raise ValueError(f"MC dropout needs a model with dropout > 0; {net.name!r} was built with "
+                     "dropout=0 (pass dropout=..., e.g. --dropout=0.25)")
+  return _mc_probs_jit(net, variables, x, key, int(samples), int(chunk_size))

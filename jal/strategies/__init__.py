@@ -1,0 +1,39 @@
+"""Query strategies behind one signature, ``select(strategy, key, ctx, budget) -> indices``."""
+
+from collections.abc import Callable
+
+from jal.strategies.base import (Context, Strategy, check_budget, finalize_indices, pick,
+                                 select,
+                                 top_k_unlabeled)
+from jal.strategies.diversity import badge_strategy, coreset_strategy, kmeans_strategy
+from jal.strategies.uncertainty import (bald_strategy, entropy_strategy,
+                                        least_confidence_strategy, margin_strategy,
+                                        random_strategy)
+
+__all__ = ["Context", "Strategy", "select", "pick", "check_budget", "finalize_indices",
+           "top_k_unlabeled", "STRATEGIES", "get_strategy", "register_strategy"]
+
+STRATEGIES: dict[str, Callable[..., Strategy]] = {
+    "random": random_strategy,
+    "margin": margin_strategy,
+    "entropy": entropy_strategy,
+    "least_confidence": least_confidence_strategy,
+    "bald": bald_strategy,
+    "coreset": coreset_strategy,
+    "kmeans": kmeans_strategy,
+    "badge": badge_strategy,
+}
+
+
+def register_strategy(name: str, constructor: Callable[..., Strategy]) -> None:
+  """Adds a strategy constructor to the registry (e.g. from ``jal.bralt``)."""
+  if name in STRATEGIES:
+    raise ValueError(f"strategy {name!r} is already registered")
+  STRATEGIES[name] = constructor
+
+
+def get_strategy(name: str, **kwargs) -> Strategy:
+  """Builds the registered strategy ``name`` with its options."""
+  if name not in STRATEGIES:
+    raise ValueError(f"unknown strategy {name!r}; choose from {sorted(STRATEGIES)}")
+  return STRATEGIES[name](**kwargs)

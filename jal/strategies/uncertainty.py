@@ -1,0 +1,68 @@
+"""Random and uncertainty strategies: Random, Margin, Entropy, LeastConfidence, BALD."""
+
+import functools
+
+import jax
+
+from jal import scores
+from jal.strategies.base import Context, Strategy, top_k_unlabeled
+from jal.train import predict
+
+__all__ = ["random_strategy", "margin_strategy", "entropy_strategy",
+           "least_confidence_strategy", "bald_strategy"]
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _random_pick(key, labeled, budget):
+  return top_k_unlabeled(jax.random.uniform(key, labeled.shape), labeled, budget)
+
+
+def random_strategy() -> Strategy:
+  """Uniform sampling of unlabeled rows (DeepAL+ ``RandomSampling``)."""
+  return Strategy("random", lambda key, ctx: None,
+                  lambda key, ctx, aux, b: _random_pick(key, ctx.labeled, b))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _top_prob_score(score_fn, logits, budget, labeled):
+  return top_k_unlabeled(score_fn(jax.nn.softmax(logits, -1)), labeled, budget)
+
+
+def _prob_strategy(name, score_fn) -> Strategy:
+  def score(key, ctx: Context):
+    return predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size)[0]
+
+  def pick(key, ctx: Context, logits, budget):
+    return _top_prob_score(score_fn, logits, budget, ctx.labeled)
+
+  return Strategy(name, score, pick)
+
+
+def margin_strategy() -> Strategy:
+  """Smallest top-2 probability margin."""
+  return _prob_strategy("margin", scores.margin_score)
+
+
+def entropy_strategy() -> Strategy:
+  """Largest predictive entropy."""
+  return _prob_strategy("entropy", scores.entropy_score)
+
+
+def least_confidence_strategy() -> Strategy:
+  """Smallest maximum class probability."""
+  return _prob_strategy("least_confidence", scores.least_confidence_score)
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _bald_pick(mc, labeled, budget):
+  return top_k_unlabeled(scores.bald_score(mc), labeled, budget)
+
+
+def bald_strategy(samples: int = 10) -> Strategy:
+  """BALD mutual information from ``samples`` MC-dropout passes (needs a dropout model)."""
+  def score(key, ctx: Context):
+    return scores.mc_probs(ctx.net, ctx.variables, ctx.x, key, samples, ctx.chunk_size)
+
+  return Strategy("bald", score, lambda key, ctx, mc, b: _bald_pick(mc, ctx.labeled, b))
+
+
