@@ -41,6 +41,10 @@ class TrainConfig:
     superloss_tau: SuperLoss threshold τ; ``None`` means ``log K``.
     superloss_lam: SuperLoss regulariser λ.
     augment: ``"none"`` or ``"crop_flip"`` (4-pixel reflect-pad random crop + horizontal flip).
+    fused_epoch: run each epoch as one device program (``lax.fori_loop`` over steps) instead
+      of a Python loop over one compiled step. ``None`` = fused on GPU/TPU, Python loop on CPU,
+      where XLA runs a step inside a loop 2-5x slower than the same step dispatched alone
+      (BUILD_NOTES.md). Both give the same result.
   """
   epochs: int = 20
   batch_size: int = 64
@@ -52,6 +56,7 @@ class TrainConfig:
   superloss_tau: float | None = None
   superloss_lam: float = 1.0
   augment: str = "none"
+  fused_epoch: bool | None = None
 
   def __post_init__(self):
     if self.epochs < 1 or self.batch_size < 1:
@@ -66,9 +71,19 @@ class TrainState(NamedTuple):
   """Training state of one model (a pytree; ``fit_many`` adds a leading model axis)."""
   variables: Variables
   opt_state: Any
-  epoch: jax.Array   # [] int32, epochs run
-  done: jax.Array    # [] bool, stopping rule met
+  epoch: jax.Array      # [] int32, epochs run
+  done: jax.Array       # [] bool, stopping rule met
   train_acc: jax.Array  # [] float32, running accuracy of the last epoch
+  correct: jax.Array    # [] float32, correct predictions so far in this epoch
+  seen: jax.Array       # [] float32, examples seen so far in this epoch
+
+
+class EpochPlan(NamedTuple):
+  """Per-epoch data order of one model."""
+  order: jax.Array   # [n] int32, labeled rows first, shuffled
+  n_lab: jax.Array   # [] int32, labeled rows
+  steps: jax.Array   # [] int32, ceil(n_lab / B)
+  key: jax.Array     # PRNG key of the epoch's steps
 
 
 class FitResult(NamedTuple):
@@ -112,19 +127,26 @@ def _augment(key: jax.Array, xb: jax.Array) -> jax.Array:
 def _init_state(net: Net, config: TrainConfig, key: jax.Array) -> TrainState:
   variables = net.init(key)
   opt_state = make_optimizer(config).init(variables.params)
-  return TrainState(variables, opt_state, jnp.int32(0), jnp.bool_(False), jnp.float32(0.0))
+  zero = jnp.float32(0.0)
+  return TrainState(variables, opt_state, jnp.int32(0), jnp.bool_(False), zero, zero, zero)
 
 
-def _epoch(net: Net, config: TrainConfig, state: TrainState, key: jax.Array, x: jax.Array,
-           y: jax.Array, mask: jax.Array) -> TrainState:
-  """One epoch over the labeled rows of the pool (no-op once ``state.done``)."""
-  tx = make_optimizer(config)
+def _begin(state: TrainState, key: jax.Array, mask: jax.Array, batch_size: int):
+  """Shuffles the labeled rows to the front and resets the epoch counters."""
   n = mask.shape[0]
-  bsz = config.batch_size
   n_lab = jnp.maximum(jnp.sum(mask, dtype=jnp.int32), 1)
   k_perm, k_steps = jax.random.split(key)
-  order = jnp.argsort(jnp.where(mask, jax.random.uniform(k_perm, (n,)), 2.0))
-  steps = (n_lab + bsz - 1) // bsz
+  order = jnp.argsort(jnp.where(mask, jax.random.uniform(k_perm, (n,)), 2.0)).astype(jnp.int32)
+  plan = EpochPlan(order, n_lab, (n_lab + batch_size - 1) // batch_size, k_steps)
+  zero = jnp.float32(0.0)
+  return state._replace(correct=zero, seen=zero), plan
+
+
+def _step(net: Net, config: TrainConfig, state: TrainState, plan: EpochPlan, s: jax.Array,
+          x: jax.Array, y: jax.Array) -> TrainState:
+  """Minibatch ``s`` of the epoch; a no-op when ``s >= plan.steps`` or the model is done."""
+  tx = make_optimizer(config)
+  bsz = config.batch_size
   tau = config.superloss_tau if config.superloss_tau is not None else math.log(net.num_classes)
 
   def loss_fn(params, extra, xb, yb, wb, k):
@@ -139,39 +161,70 @@ def _epoch(net: Net, config: TrainConfig, state: TrainState, key: jax.Array, x: 
     correct = jnp.sum((jnp.argmax(logits, -1) == yb) * wb)
     return loss, (new_extra, correct)
 
-  def step(s, carry):
-    variables, opt_state, correct, seen = carry
-    pos = s * bsz + jnp.arange(bsz, dtype=jnp.int32)
-    wb = (pos < n_lab).astype(jnp.float32)
-    idx = order[pos % n_lab]
-    k = jax.random.fold_in(k_steps, s)
-    k_aug, k_drop = jax.random.split(k)
-    xb = x[idx]
-    if config.augment == "crop_flip":
-      xb = _augment(k_aug, xb)
-    grads, (extra, c) = jax.grad(loss_fn, has_aux=True)(
-        variables.params, variables.extra, xb, y[idx], wb, k_drop)
-    updates, opt_state = tx.update(grads, opt_state, variables.params)
-    params = optax.apply_updates(variables.params, updates)
-    return Variables(params, extra), opt_state, correct + c, seen + jnp.sum(wb)
+  pos = s * bsz + jnp.arange(bsz, dtype=jnp.int32)
+  wb = (pos < plan.n_lab).astype(jnp.float32)
+  # The last batch is topped up with repeated labeled rows (zero weight), so BatchNorm only
+  # ever sees real labeled examples and the shape stays fixed.
+  idx = plan.order[pos % plan.n_lab]
+  k_aug, k_drop = jax.random.split(jax.random.fold_in(plan.key, s))
+  xb = x[idx]
+  if config.augment == "crop_flip":
+    xb = _augment(k_aug, xb)
+  grads, (extra, c) = jax.grad(loss_fn, has_aux=True)(
+      state.variables.params, state.variables.extra, xb, y[idx], wb, k_drop)
+  updates, opt_state = tx.update(grads, state.opt_state, state.variables.params)
+  params = optax.apply_updates(state.variables.params, updates)
+  new = state._replace(variables=Variables(params, extra), opt_state=opt_state,
+                       correct=state.correct + c, seen=state.seen + jnp.sum(wb))
+  active = (s < plan.steps) & ~state.done
+  return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
 
-  init = (state.variables, state.opt_state, jnp.float32(0), jnp.float32(0))
-  variables, opt_state, correct, seen = jax.lax.fori_loop(0, steps, step, init)
-  acc = correct / jnp.maximum(seen, 1.0)
+
+def _end(config: TrainConfig, state: TrainState) -> TrainState:
+  """Closes the epoch: running accuracy and the stopping rule."""
+  acc = state.correct / jnp.maximum(state.seen, 1.0)
   epoch = state.epoch + 1
   done = epoch >= config.epochs
   if config.stop_train_acc is not None:
     done = done | (acc > config.stop_train_acc)
-  new = TrainState(variables, opt_state, epoch, done, acc)
-  # A finished model keeps its state (matters under vmap, where all lanes step together).
+  new = state._replace(epoch=epoch, done=done, train_acc=acc)
   return jax.tree.map(lambda a, b: jnp.where(state.done, a, b), state, new)
 
 
+def _fused_epoch(net, config, state, key, x, y, mask):
+  """A whole epoch as one device program (fast on accelerators)."""
+  state, plan = _begin(state, key, mask, config.batch_size)
+  state = jax.lax.fori_loop(0, plan.steps, lambda s, st: _step(net, config, st, plan, s, x, y),
+                            state)
+  return _end(config, state)
+
+
+def _fused_epoch_many(net, config, state, keys, x, y, masks):
+  state, plan = jax.vmap(_begin, in_axes=(0, 0, 0, None))(state, keys, masks, config.batch_size)
+  step = jax.vmap(_step, in_axes=(None, None, 0, 0, None, None, None))
+  state = jax.lax.fori_loop(0, jnp.max(plan.steps),
+                            lambda s, st: step(net, config, st, plan, s, x, y), state)
+  return jax.vmap(_end, in_axes=(None, 0))(config, state)
+
+
 _init_one = jax.jit(_init_state, static_argnums=(0, 1))
-_epoch_one = jax.jit(_epoch, static_argnums=(0, 1), donate_argnums=(2,))
 _init_many = jax.jit(jax.vmap(_init_state, in_axes=(None, None, 0)), static_argnums=(0, 1))
-_epoch_many = jax.jit(jax.vmap(_epoch, in_axes=(None, None, 0, 0, None, None, 0)),
-                      static_argnums=(0, 1), donate_argnums=(2,))
+_begin_one = jax.jit(_begin, static_argnums=(3,), donate_argnums=(0,))
+_begin_many = jax.jit(jax.vmap(_begin, in_axes=(0, 0, 0, None)), static_argnums=(3,),
+                      donate_argnums=(0,))
+_step_one = jax.jit(_step, static_argnums=(0, 1), donate_argnums=(2,))
+_step_many = jax.jit(jax.vmap(_step, in_axes=(None, None, 0, 0, None, None, None)),
+                     static_argnums=(0, 1), donate_argnums=(2,))
+_end_one = jax.jit(_end, static_argnums=(0,), donate_argnums=(1,))
+_end_many = jax.jit(jax.vmap(_end, in_axes=(None, 0)), static_argnums=(0,), donate_argnums=(1,))
+_fused_one = jax.jit(_fused_epoch, static_argnums=(0, 1), donate_argnums=(2,))
+_fused_many = jax.jit(_fused_epoch_many, static_argnums=(0, 1), donate_argnums=(2,))
+
+
+def _use_fused(config: TrainConfig) -> bool:
+  if config.fused_epoch is not None:
+    return config.fused_epoch
+  return jax.default_backend() != "cpu"
 
 
 def _check_pool(x, y, mask, num_classes):
@@ -189,11 +242,21 @@ def _check_pool(x, y, mask, num_classes):
                      f"got range [{yl.min()}, {yl.max()}]")
 
 
-def _run(epoch_fn, fold, net, config, state, keys, x, y, mask, verbose, what):
-  """Python loop over epochs (one compiled epoch, early exit when every model is done)."""
+def _run(many: bool, net, config, state, keys, x, y, mask, verbose, what):
+  """Epoch loop: fused on-device epochs, or a Python loop over one compiled step (CPU)."""
+  fused = _use_fused(config)
+  fold = jax.vmap(jax.random.fold_in, in_axes=(0, None)) if many else jax.random.fold_in
   t0 = time.perf_counter()
   for e in range(config.epochs):
-    state = epoch_fn(net, config, state, fold(keys, e), x, y, mask)
+    ek = fold(keys, e)
+    if fused:
+      state = (_fused_many if many else _fused_one)(net, config, state, ek, x, y, mask)
+    else:
+      state, plan = (_begin_many if many else _begin_one)(state, ek, mask, config.batch_size)
+      step = _step_many if many else _step_one
+      for s in range(int(jnp.max(plan.steps))):
+        state = step(net, config, state, plan, jnp.int32(s), x, y)
+      state = (_end_many if many else _end_one)(config, state)
     if config.stop_train_acc is not None and bool(jnp.all(state.done)):
       break
     if verbose and (e + 1) % max(1, config.epochs // 5) == 0:
@@ -222,8 +285,7 @@ def fit(key: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: jax.Arra
   _check_pool(x, y, mask, net.num_classes)
   k_init, k_train = jax.random.split(key)
   state = _init_one(net, config, k_init)
-  return _run(_epoch_one, jax.random.fold_in, net, config, state, k_train, x, y, mask,
-              verbose, "fit")
+  return _run(False, net, config, state, k_train, x, y, mask, verbose, "fit")
 
 
 def fit_many(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: jax.Array,
@@ -250,8 +312,7 @@ def fit_many(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: ja
   _check_pool(x, y, masks, net.num_classes)
   split = jax.vmap(jax.random.split)(keys)
   state = _init_many(net, config, split[:, 0])
-  fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
-  return _run(_epoch_many, fold, net, config, state, split[:, 1], x, y, masks, verbose,
+  return _run(True, net, config, state, split[:, 1], x, y, masks, verbose,
               f"fit_many[{keys.shape[0]}]")
 
 
