@@ -6,9 +6,7 @@ Flags left unset take the value of ``--config`` (see ``experiments/configs``). A
 restarted with the same flags and ``--workdir`` resumes at the first unfinished round.
 """
 
-import json
-import pathlib
-import time
+import sys
 
 from absl import app, flags
 
@@ -32,42 +30,17 @@ flags.DEFINE_integer("chunk_size", None, "Rows per chunk of pool-wide inference.
 flags.DEFINE_float("stop_train_acc", None, "Stop training once train accuracy exceeds this.")
 
 
-def resolve_config(name: str, overrides: dict) -> dict:
-  """Config ``name`` with the non-None ``overrides`` applied."""
-  config = configs.get(name)
-  unknown = set(overrides) - set(common.FLAG_KEYS)
-  if unknown:
-    raise ValueError(f"unknown config keys {sorted(unknown)}")
-  config.update({k: v for k, v in overrides.items() if v is not None})
-  return config
-
-
-def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool = True) -> dict:
-  """Runs the experiment of ``config`` in ``workdir``; returns the ``history.json`` dict."""
-  t0 = time.perf_counter()
-  data = common.load_data(config, data_dir)
-  net, strategy = common.build(config, data)
-  if verbose:
-    print(f"{data.name}: pool {data.x_train.shape[0]}, test {data.x_test.shape[0]}, "
-          f"{data.num_classes} classes; model {net.name}; strategy {strategy.name}", flush=True)
-  history = common.jal.run_loop(
-      common.run_key(config), data, net, common.train_config(config), strategy,
-      common.loop_config(config), workdir=workdir, verbose=verbose,
-      extra_config={"seed": int(config["seed"]), "dropout": net.dropout})
-  summary = history.summary()
-  summary["wall_seconds"] = time.perf_counter() - t0
-  path = pathlib.Path(workdir) / "history.json"
-  path.write_text(json.dumps(summary, indent=1))
-  if verbose:
-    print(f"AUBC {summary['aubc']:.4f}  F-acc {summary['f_acc']:.4f}  "
-          f"({summary['wall_seconds']:.1f}s) -> {path}", flush=True)
-  return summary
-
-
 def main(argv):
   del argv
+  try:
+    _main()
+  except (FileNotFoundError, ValueError) as e:  # bad flags or data: a message, not a traceback
+    sys.exit(f"error: {e}")
+
+
+def _main():
   overrides = {k: flags.FLAGS[k].value for k in common.FLAG_KEYS}
-  run(resolve_config(_CONFIG.value, overrides), _WORKDIR.value, _DATA_DIR.value)
+  common.run(common.resolve_config(_CONFIG.value, overrides), _WORKDIR.value, _DATA_DIR.value)
 
 
 if __name__ == "__main__":

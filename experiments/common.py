@@ -1,10 +1,16 @@
 """Builds the library objects an experiment config describes (shared by the binaries)."""
 
+import json
+import pathlib
+import time
+
 import jax
 
 import jal
+from experiments import configs
 
-__all__ = ["load_data", "build", "train_config", "loop_config", "FLAG_KEYS"]
+__all__ = ["load_data", "build", "train_config", "loop_config", "FLAG_KEYS", "run",
+           "resolve_config", "run_key"]
 
 # Config keys a binary may override from the command line.
 FLAG_KEYS = ("dataset", "model", "strategy", "seed", "init_size", "budget", "rounds",
@@ -47,3 +53,35 @@ def build(config: dict, data: jal.data.Dataset):
 
 def run_key(config: dict) -> jax.Array:
   return jax.random.key(int(config["seed"]))
+
+
+def resolve_config(name: str, overrides: dict) -> dict:
+  """Config ``name`` with the non-None ``overrides`` applied."""
+  config = configs.get(name)
+  unknown = set(overrides) - set(FLAG_KEYS)
+  if unknown:
+    raise ValueError(f"unknown config keys {sorted(unknown)}")
+  config.update({k: v for k, v in overrides.items() if v is not None})
+  return config
+
+
+def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool = True) -> dict:
+  """Runs the experiment of ``config`` in ``workdir``; returns the ``history.json`` dict."""
+  t0 = time.perf_counter()
+  data = load_data(config, data_dir)
+  net, strategy = build(config, data)
+  if verbose:
+    print(f"{data.name}: pool {data.x_train.shape[0]}, test {data.x_test.shape[0]}, "
+          f"{data.num_classes} classes; model {net.name}; strategy {strategy.name}", flush=True)
+  history = jal.run_loop(
+      run_key(config), data, net, train_config(config), strategy,
+      loop_config(config), workdir=workdir, verbose=verbose,
+      extra_config={"seed": int(config["seed"]), "dropout": net.dropout})
+  summary = history.summary()
+  summary["wall_seconds"] = time.perf_counter() - t0
+  path = pathlib.Path(workdir) / "history.json"
+  path.write_text(json.dumps(summary, indent=1))
+  if verbose:
+    print(f"AUBC {summary['aubc']:.4f}  F-acc {summary['f_acc']:.4f}  "
+          f"({summary['wall_seconds']:.1f}s) -> {path}", flush=True)
+  return summary

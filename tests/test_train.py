@@ -64,7 +64,7 @@ def test_fit_many_equals_separate_fits(pool, net):
   many = jal.fit_many(keys, net, CFG, x, y, masks)
   for i in range(3):
     one = jal.fit(keys[i], net, CFG, x, y, masks[i])
-    per_model = jax.tree.map(lambda l: l[i], many.variables.params)
+    per_model = jax.tree.map(lambda l, i=i: l[i], many.variables.params)
     assert _max_diff(per_model, one.variables.params) < 1e-4
     np.testing.assert_allclose(float(many.train_acc[i]), float(one.train_acc), atol=1e-6)
 

@@ -58,5 +58,6 @@ class LeNet5(nnx.Module):
     h = jnp.reshape(h, (h.shape[0], -1))
     h = jax.nn.relu(self.fc1(h))
     h = jax.nn.relu(self.fc2(h))
-    logits = self.head(self.drop(h, deterministic=not (train if dropout is None else dropout), rngs=rngs))
+    on = train if dropout is None else dropout
+    logits = self.head(self.drop(h, deterministic=not on, rngs=rngs))
     return logits, h

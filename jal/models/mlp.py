@@ -44,5 +44,6 @@ class MLP(nnx.Module):
     h = jnp.reshape(x, (x.shape[0], -1))
     for layer in self.layers:
       h = jax.nn.relu(layer(h))
-    logits = self.head(self.drop(h, deterministic=not (train if dropout is None else dropout), rngs=rngs))
+    on = train if dropout is None else dropout
+    logits = self.head(self.drop(h, deterministic=not on, rngs=rngs))
     return logits, h

@@ -91,5 +91,6 @@ class ResNet18(nnx.Module):
     for block in self.blocks:
       h = block(h, train)
     emb = jnp.mean(h, axis=(1, 2))
-    logits = self.head(self.drop(emb, deterministic=not (train if dropout is None else dropout), rngs=rngs))
+    on = train if dropout is None else dropout
+    logits = self.head(self.drop(emb, deterministic=not on, rngs=rngs))
     return logits, emb

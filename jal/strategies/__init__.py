@@ -2,13 +2,23 @@
 
 from collections.abc import Callable
 
-from jal.strategies.base import (Context, Strategy, check_budget, finalize_indices, pick,
-                                 select,
-                                 top_k_unlabeled)
+from jal.strategies.base import (
+  Context,
+  Strategy,
+  check_budget,
+  finalize_indices,
+  pick,
+  select,
+  top_k_unlabeled,
+)
 from jal.strategies.diversity import badge_strategy, coreset_strategy, kmeans_strategy
-from jal.strategies.uncertainty import (bald_strategy, entropy_strategy,
-                                        least_confidence_strategy, margin_strategy,
-                                        random_strategy)
+from jal.strategies.uncertainty import (
+  bald_strategy,
+  entropy_strategy,
+  least_confidence_strategy,
+  margin_strategy,
+  random_strategy,
+)
 
 __all__ = ["Context", "Strategy", "select", "pick", "check_budget", "finalize_indices",
            "top_k_unlabeled", "STRATEGIES", "get_strategy", "register_strategy"]

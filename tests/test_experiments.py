@@ -1,0 +1,70 @@
+"""Tests of the experiment binaries (configs, al, compare)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from experiments import common, compare, configs
+
+
+def test_every_config_resolves():
+  for name in configs.CONFIGS:
+    c = common.resolve_config(name, {"seed": 3})
+    assert c["seed"] == 3
+    common.train_config(c)
+    common.loop_config(c)
+
+
+def test_bad_config_names_raise():
+  with pytest.raises(ValueError, match="unknown config"):
+    configs.get("nope")
+  with pytest.raises(ValueError, match="unknown config keys"):
+    common.resolve_config("default", {"not_a_key": 1})
+
+
+def test_run_writes_history_and_curve(tmp_path):
+  summary = common.run(common.resolve_config("smoke", {"strategy": "badge"}), str(tmp_path),
+                       verbose=False)
+  saved = json.loads((tmp_path / "history.json").read_text())
+  assert {"rounds", "aubc", "f_acc", "config"} <= set(saved)
+  assert saved["aubc"] == pytest.approx(summary["aubc"])
+  assert [r["n_labeled"] for r in saved["rounds"]] == [20, 30, 40]
+  assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_binary_runs_from_the_command_line(tmp_path):
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.al", "--config=smoke", "--rounds=1",
+       f"--workdir={tmp_path}"], capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "test_acc" in out.stdout and "AUBC" in out.stdout
+  assert json.loads((tmp_path / "history.json").read_text())["rounds"][-1]["n_labeled"] == 30
+
+
+def test_binary_reports_missing_data_dir(tmp_path):
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.al", "--config=mnist_lenet",
+       f"--data_dir={tmp_path}", f"--workdir={tmp_path / 'w'}"],
+      capture_output=True, text=True, timeout=300)
+  assert out.returncode != 0
+  assert "train-images-idx3-ubyte.gz" in out.stderr
+
+
+def test_compare_aggregates_and_tabulates():
+  def hist(accs):
+    rounds = [{"n_labeled": 10 * (i + 1), "test_accuracy": a, "train_seconds": 1.0,
+               "score_seconds": 0.5, "select_seconds": 0.25} for i, a in enumerate(accs)]
+    return {"rounds": rounds, "aubc": (accs[0] + accs[1]) / 2, "f_acc": accs[-1]}
+
+  summary = compare.aggregate({"a": [hist([0.5, 0.7]), hist([0.7, 0.9])]})
+  s = summary["a"]
+  assert s["acc_mean"] == pytest.approx([0.6, 0.8])
+  assert s["acc_std"] == pytest.approx([0.1, 0.1])
+  assert s["aubc"][0] == pytest.approx(0.7)
+  # 95% CI half-width of [0.6, 0.8]: t_{0.975,1} * std(ddof=1) / sqrt(2) = 12.7062 * 0.1
+  assert s["aubc"][1] == pytest.approx(12.7062047 * 0.1, rel=1e-5)
+  assert s["seconds_per_round"] == {"train": 1.0, "score": 0.5, "select": 0.25}
+  table = compare.markdown_table(summary)
+  assert "| a | 0.6000±0.1000 | 0.8000±0.1000 |" in table
