@@ -30,7 +30,9 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
   out = {}
   for name, runs in results.items():
     acc = np.asarray([[r["test_accuracy"] for r in h["rounds"]] for h in runs])  # [T, R]
-    secs = {k: float(np.mean([[r[f"{k}_seconds"] for r in h["rounds"]] for h in runs]))
+    # Training happens every round; scoring/selection only in rounds that query.
+    secs = {k: float(np.mean([r[f"{k}_seconds"] for h in runs for r in h["rounds"]
+                              if k == "train" or r.get("queried")]))
             for k in ("train", "score", "select")}
     aubcs = [h["aubc"] for h in runs]
     faccs = [h["f_acc"] for h in runs]

@@ -31,6 +31,10 @@ def chunked_map(fn: Callable[..., Any], arrays: tuple[jax.Array, ...], chunk_siz
     Array([0., 2., 4., 6., 8.], dtype=float32)
   """
   n = arrays[0].shape[0]
+  if n == 0:
+    spec = jax.eval_shape(fn, tuple(jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype)
+                                    for a in arrays))
+    return jax.tree.map(lambda s: jnp.zeros((0, *s.shape[1:]), s.dtype), spec)
   chunk = max(1, min(int(chunk_size), n))
   n_chunks = -(-n // chunk)
   starts = jnp.arange(n_chunks, dtype=jnp.int32) * chunk

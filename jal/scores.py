@@ -55,7 +55,9 @@ def lambertw0(z: jax.Array, iters: int = 8) -> jax.Array:
     step = jnp.where(jnp.abs(denom) > 0, f / jnp.where(denom == 0, 1.0, denom), 0.0)
     return w - step
 
-  return jax.lax.fori_loop(0, iters, halley, w)
+  w = jax.lax.fori_loop(0, iters, halley, w)
+  # At the branch point the derivative vanishes and Halley amplifies rounding noise.
+  return jnp.where(z <= -_INV_E, -1.0, w)
 
 
 def superloss_sigma(loss: jax.Array, tau: float, lam: float) -> jax.Array:

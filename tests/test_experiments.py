@@ -55,7 +55,9 @@ def test_binary_reports_missing_data_dir(tmp_path):
 def test_compare_aggregates_and_tabulates():
   def hist(accs):
     rounds = [{"n_labeled": 10 * (i + 1), "test_accuracy": a, "train_seconds": 1.0,
-               "score_seconds": 0.5, "select_seconds": 0.25} for i, a in enumerate(accs)]
+               "score_seconds": 0.5, "select_seconds": 0.25, "queried": [i]}
+              for i, a in enumerate(accs)]
+    rounds[-1].update(score_seconds=0.0, select_seconds=0.0, queried=[])
     return {"rounds": rounds, "aubc": (accs[0] + accs[1]) / 2, "f_acc": accs[-1]}
 
   summary = compare.aggregate({"a": [hist([0.5, 0.7]), hist([0.7, 0.9])]})

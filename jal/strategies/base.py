@@ -56,7 +56,11 @@ class Strategy(NamedTuple):
 def check_budget(labeled: Any, budget: int) -> int:
   """Validates ``budget`` against the unlabeled count and returns it as an ``int``."""
   n_unlabeled = int(np.size(labeled) - np.count_nonzero(np.asarray(labeled)))
-  if int(budget) != budget or budget < 1:
+  try:
+    ok = int(budget) == budget and budget >= 1
+  except (TypeError, ValueError, OverflowError):
+    ok = False
+  if not ok:
     raise ValueError(f"budget must be a positive integer, got {budget!r}")
   if budget > n_unlabeled:
     raise ValueError(f"budget {budget} exceeds the {n_unlabeled} unlabeled points of the pool")
