@@ -6,8 +6,6 @@ Flags left unset take the value of ``--config`` (see ``experiments/configs``). A
 restarted with the same flags and ``--workdir`` resumes at the first unfinished round.
 """
 
-import sys
-
 from absl import app, flags
 
 from experiments import common, configs
@@ -30,18 +28,10 @@ flags.DEFINE_integer("chunk_size", None, "Rows per chunk of pool-wide inference.
 flags.DEFINE_float("stop_train_acc", None, "Stop training once train accuracy exceeds this.")
 
 
-def main(argv):
-  del argv
-  try:
-    _main()
-  except (FileNotFoundError, ValueError) as e:  # bad flags or data: a message, not a traceback
-    sys.exit(f"error: {e}")
-
-
 def _main():
   overrides = {k: flags.FLAGS[k].value for k in common.FLAG_KEYS}
   common.run(common.resolve_config(_CONFIG.value, overrides), _WORKDIR.value, _DATA_DIR.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(common.main_guard(_main))

@@ -2,14 +2,16 @@
 
 import json
 import pathlib
+import sys
 import time
+from collections.abc import Callable
 
 import jax
 
 import jal
 from experiments import configs
 
-__all__ = ["load_data", "build", "train_config", "loop_config", "FLAG_KEYS", "run",
+__all__ = ["main_guard", "load_data", "build", "train_config", "loop_config", "FLAG_KEYS", "run",
            "resolve_config", "run_key"]
 
 # Config keys a binary may override from the command line.
@@ -85,3 +87,14 @@ def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool =
     print(f"AUBC {summary['aubc']:.4f}  F-acc {summary['f_acc']:.4f}  "
           f"({summary['wall_seconds']:.1f}s) -> {path}", flush=True)
   return summary
+
+
+def main_guard(body: Callable[[], object]) -> Callable[[list[str]], None]:
+  """An absl ``main`` running ``body``; bad flags or data end with a message, not a traceback."""
+  def main(argv):
+    del argv
+    try:
+      body()
+    except (FileNotFoundError, ValueError) as e:
+      sys.exit(f"error: {e}")
+  return main

@@ -10,7 +10,6 @@ Each (strategy, seed) runs in ``workdir/<strategy>/seed<k>`` through ``experimen
 
 import json
 import pathlib
-import sys
 
 import numpy as np
 from absl import app, flags
@@ -86,20 +85,12 @@ def compare(config_name: str, strategies: list[str], seeds: list[int], workdir: 
   return summary
 
 
-def main(argv):
-  del argv
-  try:
-    _main()
-  except (FileNotFoundError, ValueError) as e:  # bad flags or data: a message, not a traceback
-    sys.exit(f"error: {e}")
-
-
 def _main():
   compare(_CONFIG.value, _STRATEGIES.value, [int(s) for s in _SEEDS.value], _WORKDIR.value,
           _DATA_DIR.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(common.main_guard(_main))
 
 

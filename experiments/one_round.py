@@ -1,0 +1,128 @@
+r"""One-round (non-adaptive) acquisition: RAMBO, DULO or a jal baseline; writes ``result.json``.
+
+  python -m experiments.one_round --dataset=digits --strategy=rambo --workdir=/tmp/one_round
+  python -m experiments.one_round --config=rambo_mnist --data_dir=/work/shared/data \
+      --budget=700 --bilevel=false --workdir=/tmp/rambo_mnist_b700_nobilevel
+
+Flags left unset take the value of ``--config``. ``--bilevel``, ``--ot`` and ``--ranknet``
+select the 8 ablation rows of RAMBO's Tables 3/4.
+"""
+
+import dataclasses
+import json
+import pathlib
+import sys
+import time
+
+import jax
+from absl import app, flags
+
+import jal
+from experiments import common
+from experiments.configs import rambo_cifar10, rambo_fmnist, rambo_mnist, rambo_smoke, rambo_svhn
+from jal.rambo import BilevelConfig, RamboConfig, run_one_round
+
+__all__ = ["CONFIGS", "OVERRIDES", "resolve", "rambo_config", "run"]
+
+CONFIGS = {"rambo_mnist": rambo_mnist, "rambo_fmnist": rambo_fmnist,
+           "rambo_cifar10": rambo_cifar10, "rambo_svhn": rambo_svhn, "rambo_smoke": rambo_smoke}
+
+_CONFIG = flags.DEFINE_enum("config", "rambo_smoke", sorted(CONFIGS), "Protocol to start from.")
+_WORKDIR = flags.DEFINE_string("workdir", "/tmp/jal_one_round", "Output directory.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX/tfds data dir (default: $JAL_DATA_DIR).")
+flags.DEFINE_string("dataset", None, "digits, mnist, fashion_mnist, cifar10, svhn_cropped.")
+flags.DEFINE_string("model", None, "Classifier f: mlp, lenet or resnet18.")
+flags.DEFINE_enum("strategy", None, ["rambo", "dulo", "random", "margin", "badge", "coreset"],
+                  "One-round strategy.")
+flags.DEFINE_integer("seed", None, "Seed of the trial.")
+flags.DEFINE_integer("k", None, "|S0|, the initial labeled set.")
+flags.DEFINE_integer("budget", None, "B, points acquired in the one round.")
+flags.DEFINE_integer("offline_pairs", None, "Offline utility pairs (RAMBO/DULO).")
+flags.DEFINE_integer("m_factor", None, "Greedy-margin M = m_factor * b.")
+flags.DEFINE_integer("chunk_size", None, "Classifiers trained together by fit_many.")
+flags.DEFINE_integer("epochs", None, "Maximum classifier epochs.")
+flags.DEFINE_integer("outer_steps", None, "Bilevel outer steps per iteration.")
+flags.DEFINE_integer("inner_steps", None, "Bilevel inner steps T.")
+flags.DEFINE_bool("bilevel", None, "Bilevel training of the utility model (ablation).")
+flags.DEFINE_bool("ot", None, "OT auxiliary task, lambda_OT = 1 (ablation).")
+flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablation).")
+
+OVERRIDES = ("dataset", "model", "strategy", "seed", "k", "budget", "offline_pairs", "m_factor",
+             "chunk_size", "epochs", "outer_steps", "inner_steps", "bilevel", "ot", "ranknet")
+
+
+def resolve(name: str, overrides: dict) -> dict:
+  """Config ``name`` with the non-None ``overrides`` applied."""
+  if name not in CONFIGS:
+    raise ValueError(f"unknown config {name!r}; choose from {sorted(CONFIGS)}")
+  unknown = set(overrides) - set(OVERRIDES)
+  if unknown:
+    raise ValueError(f"unknown config keys {sorted(unknown)}")
+  config = dict(CONFIGS[name].get_config())
+  config.update({k: v for k, v in overrides.items() if v is not None})
+  return config
+
+
+def rambo_config(c: dict) -> RamboConfig:
+  """The ``RamboConfig`` of a config dict."""
+  utility = BilevelConfig(bilevel=bool(c["bilevel"]), outer_steps=int(c["outer_steps"]),
+                          inner_steps=int(c["inner_steps"]), cg_steps=int(c["cg_steps"]),
+                          lam_ot=1.0 if c["ot"] else 0.0, ranknet=bool(c["ranknet"]))
+  return RamboConfig(k=int(c["k"]), budget=int(c["budget"]), k1=int(c["k1"]), b=int(c["b"]),
+                     n_aug=int(c["n_aug"]), offline_pairs=int(c["offline_pairs"]),
+                     offline_steps=int(c["offline_steps"]), m_factor=int(c["m_factor"]),
+                     aug_from_next=bool(c["aug_from_next"]), chunk_size=int(c["chunk_size"]),
+                     extractor=c["extractor"], utility=utility,
+                     dulo_candidates=int(c["dulo_candidates"]),
+                     ot_debiased=bool(c["ot_debiased"]))
+
+
+def _load(config: dict, data_dir: str | None) -> jal.data.Dataset:
+  try:
+    return common.load_data(config, data_dir)
+  except (ValueError, FileNotFoundError):
+    raise
+  except Exception as e:  # tfds/TensorFlow missing or dataset not prepared
+    raise FileNotFoundError(
+        f"dataset {config['dataset']!r} could not be loaded ({type(e).__name__}: {e}); "
+        "prepare it with tensorflow-datasets (tfds build) and pass --data_dir") from e
+
+
+def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool = True) -> dict:
+  """Runs one trial of ``config`` and writes ``workdir/result.json``; returns its dict."""
+  t0 = time.perf_counter()
+  cfg = rambo_config(config)
+  data = _load(config, data_dir)
+  net = jal.make_net(config["model"], data.x_train.shape[1:], data.num_classes,
+                     **dict(config.get("model_kwargs") or {}))
+  tc = common.train_config(config)
+  if verbose:
+    print(f"{data.name}: pool {data.x_train.shape[0]}, val {data.x_val.shape[0]}; f = {net.name}; "
+          f"{config['strategy']} k={cfg.k} B={cfg.budget}", flush=True)
+  res = run_one_round(jax.random.key(int(config["seed"])), data, net, tc, cfg,
+                      config["strategy"], verbose=verbose)
+  res["seconds"] = time.perf_counter() - t0
+  res["settings"] = {**{k: v for k, v in config.items() if k != "model_kwargs"},
+                     "model_kwargs": {k: list(v) if isinstance(v, tuple) else v
+                                      for k, v in dict(config.get("model_kwargs") or {}).items()},
+                     "rambo": dataclasses.asdict(cfg), "device": jax.default_backend()}
+  out = pathlib.Path(workdir)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "result.json").write_text(json.dumps(res, indent=1, default=str))
+  if verbose:
+    print(f"val {res['val_accuracy']:.4f}  test {res['test_accuracy']:.4f}  "
+          f"({res['seconds']:.1f}s) -> {out / 'result.json'}", flush=True)
+  return res
+
+
+def main(argv):
+  del argv
+  try:
+    overrides = {k: flags.FLAGS[k].value for k in OVERRIDES}
+    run(resolve(_CONFIG.value, overrides), _WORKDIR.value, _DATA_DIR.value)
+  except (FileNotFoundError, ValueError) as e:  # bad flags or data: a message, not a traceback
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)
