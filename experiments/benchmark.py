@@ -304,7 +304,8 @@ def load_images(config: dict, data_dir: str | None = None) -> tuple[jal.data.Dat
 
   Returns:
     ``(dataset, info)`` with ``info = {"dataset", "source", "data_dir", "pool_size",
-    "test_size", ...}``; ``source`` is ``"idx"`` or ``"synthetic"``.
+    "test_size", ...}``; ``source`` is ``"idx"`` or ``"synthetic"`` (then ``info["note"]``
+    says why).
   """
   candidates = [data_dir, os.environ.get(jal.data.DATA_DIR_ENV), str(_SHARED_DATA)]
   errors = []
@@ -314,8 +315,11 @@ def load_images(config: dict, data_dir: str | None = None) -> tuple[jal.data.Dat
     except (FileNotFoundError, ValueError) as e:
       errors.append(f"{d}: {type(e).__name__}: {str(e).splitlines()[0]}")
       continue
-    return data, {"dataset": data.name, "source": "idx", "data_dir": d,
-                  "pool_size": int(data.x_train.shape[0]), "test_size": int(data.x_test.shape[0])}
+    info = {"dataset": data.name, "source": "idx", "data_dir": d,
+            "pool_size": int(data.x_train.shape[0]), "test_size": int(data.x_test.shape[0])}
+    if errors:
+      info["skipped_dirs"] = errors
+    return data, info
   val = config.get("val_size")
   val = jal.data.DEFAULT_VAL_SIZE if val is None else int(val)
   data = synthetic_dataset(60000 - val, 10000, (28, 28, 1), 10, seed=0,
@@ -325,7 +329,8 @@ def load_images(config: dict, data_dir: str | None = None) -> tuple[jal.data.Dat
   return data, {"dataset": data.name, "source": "synthetic", "data_dir": None,
                 "pool_size": int(data.x_train.shape[0]), "test_size": int(data.x_test.shape[0]),
                 "note": f"{config['dataset']} unavailable ({'; '.join(errors) or 'no data dir'})"
-                        f": {_SYNTHETIC_NOTE}, so accuracies are meaningless"}
+                        f": {_SYNTHETIC_NOTE}; accuracies (and epochs under stop_train_acc) "
+                        "are not MNIST's"}
 
 
 # ----------------------------------------------------------------------------- sections

@@ -293,7 +293,8 @@ def fit_many(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: ja
   """Trains ``k`` models at once, ``vmap``ped over keys and subset masks.
 
   Model ``i`` is trained exactly as ``fit(keys[i], net, config, x, y, masks[i])`` would train it
-  (same initialisation, same data order), all in one compiled program.
+  (same initialisation, same data order, same stopping epoch); all models share one compiled
+  (vmapped) step or fused epoch.
 
   Args:
     keys: ``[k]`` PRNG keys.
