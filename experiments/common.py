@@ -1,5 +1,6 @@
 """Builds the library objects an experiment config describes (shared by the binaries)."""
 
+import inspect
 import json
 import pathlib
 import sys
@@ -24,16 +25,58 @@ def load_data(config: dict, data_dir: str | None = None) -> jal.data.Dataset:
   kw = {"seed": int(config.get("data_seed", 0))}
   if config.get("val_size") is not None:
     kw["val_size"] = int(config["val_size"])
-  return jal.data.load(config["dataset"], data_dir=data_dir, **kw)
+  data = jal.data.load(config["dataset"], data_dir=data_dir, **kw)
+  transform = dict(config.get("train_transform") or {})
+  if transform:
+    name = transform.pop("name")
+    if name not in TRAIN_TRANSFORMS:
+      raise ValueError(f"unknown train_transform {name!r}; choose from {sorted(TRAIN_TRANSFORMS)}")
+    data = jal.data.apply_to_train(data, indices=TRAIN_TRANSFORMS[name](data.y_train, **transform))
+  return data
+
+
+# Methods whose target model is trained with SuperLoss (BRAL-T §4.1 curriculum learning) when
+# a config says ``superloss="auto"``; baselines and the "w/o CL" ablation train with plain CE.
+CURRICULUM_STRATEGIES = ("bral_t", "bral_diffset", "pseudo_score", "gradnd_gt")
+
+# Train-split transforms a config may name in ``train_transform`` (CIFAR10-imb, CIFAR-LT).
+TRAIN_TRANSFORMS = {
+    "keep_probability_imbalance": jal.data.keep_probability_imbalance,
+    "long_tail": jal.data.long_tail,
+}
+
+
+def uses_superloss(config: dict) -> bool:
+  """Whether the target model of ``config`` trains with SuperLoss."""
+  sl = config.get("superloss", False)
+  if sl == "auto":
+    return config["strategy"] in CURRICULUM_STRATEGIES
+  return bool(sl)
 
 
 def train_config(config: dict) -> jal.TrainConfig:
   """The ``TrainConfig`` of a config dict."""
+  tau = config.get("superloss_tau")
   return jal.TrainConfig(
       epochs=int(config["epochs"]), batch_size=int(config["batch_size"]),
       learning_rate=float(config["learning_rate"]), optimizer=config["optimizer"],
-      stop_train_acc=config.get("stop_train_acc"), superloss=bool(config.get("superloss")),
+      stop_train_acc=config.get("stop_train_acc"), superloss=uses_superloss(config),
+      superloss_tau=None if tau is None else float(tau),
+      superloss_lam=float(config.get("superloss_lam", 1.0)),
       augment=config.get("augment", "none"))
+
+
+def strategy_kwargs(config: dict) -> dict:
+  """The ``strategy_kwargs`` of ``config`` that its strategy's constructor accepts, so one
+  protocol config can drive BRAL-T and the baselines it is compared with."""
+  kwargs = dict(config.get("strategy_kwargs") or {})
+  if config["strategy"] not in jal.STRATEGIES:
+    raise ValueError(f"unknown strategy {config['strategy']!r}; choose from "
+                     f"{sorted(jal.STRATEGIES)}")
+  params = inspect.signature(jal.STRATEGIES[config["strategy"]]).parameters
+  if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    return kwargs
+  return {k: v for k, v in kwargs.items() if k in params}
 
 
 def loop_config(config: dict) -> jal.LoopConfig:
@@ -50,7 +93,7 @@ def build(config: dict, data: jal.data.Dataset):
     print("bald needs MC dropout: building the model with dropout=0.25", flush=True)
   net = jal.make_net(config["model"], data.x_train.shape[1:], data.num_classes,
                      dropout=dropout, **dict(config.get("model_kwargs") or {}))
-  return net, jal.get_strategy(config["strategy"])
+  return net, jal.get_strategy(config["strategy"], **strategy_kwargs(config))
 
 
 def run_key(config: dict) -> jax.Array:
@@ -78,7 +121,9 @@ def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool =
   history = jal.run_loop(
       run_key(config), data, net, train_config(config), strategy,
       loop_config(config), workdir=workdir, verbose=verbose,
-      extra_config={"seed": int(config["seed"]), "dropout": net.dropout})
+      extra_config={"seed": int(config["seed"]), "dropout": net.dropout,
+                    "strategy_kwargs": strategy_kwargs(config),
+                    "train_transform": config.get("train_transform")})
   summary = history.summary()
   summary["wall_seconds"] = time.perf_counter() - t0
   path = pathlib.Path(workdir) / "history.json"

@@ -2,7 +2,8 @@
 
 Keys beyond ``default.py`` that ``experiments/common.py`` must read:
   ``superloss_tau`` (``None`` → log K) and ``superloss_lam``: SuperLoss of the target model
-    (``jal.TrainConfig(superloss_tau=..., superloss_lam=...)``).
+    (``jal.TrainConfig(superloss_tau=..., superloss_lam=...)``); ``superloss="auto"`` trains with
+    SuperLoss only for the curriculum-learning methods (``experiments.common.uses_superloss``).
   ``strategy_kwargs``: keyword arguments of the strategy constructor
     (``jal.get_strategy(config["strategy"], **config["strategy_kwargs"])``).
   ``train_transform``: ``None`` or a dict ``{"name": ..., **kwargs}`` naming a
@@ -30,6 +31,6 @@ def bralt_config(dataset: str, *, init_size: int, budget: int, quota: int, epoch
       strategy="bral_t", strategy_kwargs=kwargs, seed=0, seeds=(0, 1, 2), val_size=0,
       init_size=init_size, budget=budget, rounds=rounds, quota=quota, chunk_size=1024,
       epochs=epochs, batch_size=128, learning_rate=1e-3, optimizer=optimizer,
-      stop_train_acc=None, superloss=True, superloss_tau=None, superloss_lam=lam,
+      stop_train_acc=None, superloss="auto", superloss_tau=None, superloss_lam=lam,
       augment=augment, dropout=0.0, train_transform=train_transform,
   )

@@ -47,3 +47,13 @@ def get_strategy(name: str, **kwargs) -> Strategy:
   if name not in STRATEGIES:
     raise ValueError(f"unknown strategy {name!r}; choose from {sorted(STRATEGIES)}")
   return STRATEGIES[name](**kwargs)
+
+
+def _register_method_families() -> None:
+  # After the registry exists: jal.bralt's strategies import jal.strategies.base.
+  from jal.bralt import BRALT_STRATEGIES
+  for name, ctor in BRALT_STRATEGIES.items():
+    register_strategy(name, ctor)
+
+
+_register_method_families()

@@ -1,0 +1,224 @@
+"""BRAL-T and its ablations as ``jal.strategies.Strategy`` objects.
+
+- ``bral_t``: TrustSet (σ*·EL2N, class-balanced top ``⌈b/K⌉``) → 30 RL samplings on the
+  labeled set → quota selection on the pool (SPEC §1.3).
+- ``bral_t_wo_cl``: the same with plain EL2N scores (train the target model without
+  SuperLoss too, via the experiment config).
+- ``bral_diffset``: the policy learns from the second-best score group of size ``b`` of
+  the globally sorted labeled set instead of the TrustSet.
+- ``pseudo_score``: no RL; σ*·EL2N with pseudo-labels (argmax) on U, class-balanced (by
+  pseudo-label) top scores, topped up by the next-best scores.
+- ``gradnd_gt``: oracle; class-balanced top exact GraNd on U with the *true* labels.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jal.bralt import env as env_lib
+from jal.bralt import select as select_lib
+from jal.bralt import trustset
+from jal.scores import grand
+from jal.strategies.base import Context, Strategy
+from jal.train import predict
+
+__all__ = ["bral_t_strategy", "bral_t_wo_cl_strategy", "bral_diffset_strategy",
+           "pseudo_score_strategy", "gradnd_gt_strategy", "balanced_top", "diffset_mask",
+           "rl_select", "BRALT_STRATEGIES"]
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "per_class", "budget"))
+def balanced_top(scores: jax.Array, cls: jax.Array, mask: jax.Array, num_classes: int,
+                 per_class: int, budget: int) -> jax.Array:
+  """``[budget]`` rows: the top-``per_class`` of each class among ``mask`` rows by score,
+  then (if classes run short) the next-highest scores of any class."""
+  sel = trustset.trustset_mask(scores, cls, mask, num_classes, per_class)
+  s = jnp.where(mask, scores, -jnp.inf)
+  order = jnp.lexsort((-s, ~sel, ~mask))  # masked first, then the balanced picks, then score
+  return order[:budget].astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("budget", "group"))
+def diffset_mask(scores: jax.Array, labeled: jax.Array, budget: int, group: int = 1
+                 ) -> jax.Array:
+  """Rows of score group ``group`` (0 = best) of size ``budget`` of the labeled set."""
+  s = jnp.where(labeled, scores, -jnp.inf)
+  order = jnp.argsort(-s, stable=True)
+  rank = jnp.zeros(s.shape, jnp.int32).at[order].set(jnp.arange(s.shape[0], dtype=jnp.int32))
+  return labeled & (rank >= group * budget) & (rank < (group + 1) * budget)
+
+
+def _pad_rows(n: int, multiple: int) -> int:
+  return max(multiple, -(-n // multiple) * multiple)
+
+
+def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.ndarray,
+              cfg: env_lib.EnvConfig, budget: int, trust_cap: int,
+              global_ranking: bool = False, pad_to: int = 256):
+  """Runs the RL on the labeled rows and selects ``budget`` unlabeled rows.
+
+  Args:
+    key: PRNG key.
+    emb: ``[n, D]`` pool embeddings.
+    labeled: ``[n]`` bool (concrete).
+    trust: ``[n]`` bool rows the rewards are measured against (⊂ labeled).
+    cfg: environment / RL settings.
+    budget: ``b``.
+    trust_cap: static bound on ``trust.sum()`` (padded size of the T′ cloud).
+    global_ranking: one global ranking instead of A8's quotas.
+    pad_to: labeled rows are padded to a multiple of this (fewer recompiles).
+
+  Returns:
+    ``(indices [≤ budget] np.int64, info dict)``.
+
+  Raises:
+    ValueError: if there are fewer than ``M + C`` labeled or ``C`` unlabeled rows.
+  """
+  labeled = np.asarray(labeled, bool)
+  m, c = cfg.n_label_clusters, cfg.n_state_clusters
+  idx_l = np.flatnonzero(labeled)
+  n_l, n_u = idx_l.size, labeled.size - idx_l.size
+  if n_l < m + c or n_u < c:
+    raise ValueError(f"BRAL-T needs >= M + C = {m + c} labeled and >= C = {c} unlabeled "
+                     f"rows, got {n_l} and {n_u}")
+  n_pad = _pad_rows(n_l, pad_to)
+  rows = np.pad(idx_l, (0, n_pad - n_l))
+  valid = np.arange(n_pad) < n_l
+  trust_l = np.asarray(trust, bool)[rows] & valid
+  caps = env_lib.sample_caps(cfg, n_pad, trust_cap)
+  k_rl, k_sel = jax.random.split(key)
+  model, losses, _ = env_lib.run_rl(k_rl, emb[jnp.asarray(rows)], jnp.asarray(valid),
+                                    jnp.asarray(trust_l), cfg, caps)
+  sel_caps = env_lib.Caps(env_lib.cloud_cap(cfg, n_pad, m),
+                          env_lib.cloud_cap(cfg, _pad_rows(n_u, pad_to), c), 1, 1, 1)
+  idx, pred, _ = select_lib.select_batch(k_sel, model, emb, jnp.asarray(labeled), cfg,
+                                         sel_caps, budget, global_ranking)
+  idx = np.asarray(idx)
+  return idx[idx >= 0], {"losses": np.asarray(losses), "pred": np.asarray(pred)}
+
+
+def _score_fn(mode: str, tau, lam):
+  def score(key, ctx: Context):
+    logits, emb = predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size)
+    s = trustset.trust_scores(ctx.net, ctx.variables, ctx.x, ctx.y, ctx.labeled, mode, tau,
+                              lam, ctx.chunk_size, logits=logits)
+    return {"emb": emb, "scores": s}
+  return score
+
+
+def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
+                    n_state_clusters: int | None = None, n_label_clusters: int | None = None,
+                    score_mode: str = "superloss_el2n", steps_per_sampling: int = 20,
+                    tau: float | None = None, lam: float = 1.0, batch_size: int = 100,
+                    learning_rate: float = 0.01, scale_targets: bool = True,
+                    lprime_frac: float = 0.2, max_points: int = 1000, cap_factor: float = 2.0,
+                    rel_epsilon: float = 1e-3, max_iterations: int = 2000,
+                    kmeans_iters: int = 50, cluster_batch: int = 8,
+                    global_ranking: bool = False, pad_to: int = 256,
+                    trust_group: str = "trust", name: str = "bral_t") -> Strategy:
+  """BRAL-T (Batch Reinforcement Active Learning with TrustSet).
+
+  Args:
+    num_samplings: RL samplings per round (30).
+    actions: ``A_c`` actions per state cluster (5).
+    n_state_clusters: ``C`` (``None`` → number of classes).
+    n_label_clusters: ``M`` (``None`` → number of classes).
+    score_mode: TrustSet score, ``"superloss_el2n"`` (A5), ``"el2n"`` or ``"grand"``.
+    steps_per_sampling: SGD steps after each sampling (20).
+    tau: SuperLoss τ (``None`` → ``log K``).
+    lam: SuperLoss λ (use the value the target model was trained with).
+    batch_size: reward-net minibatch (100).
+    learning_rate: reward-net SGD step (0.01).
+    scale_targets: divide rewards by the buffer's mean ``|R|`` (A9).
+    lprime_frac: ``|L′| = max(⌈lprime_frac·|L|⌉, 2M)`` (A1).
+    max_points: cap on a Sinkhorn cloud (A3: 1000).
+    cap_factor: padded cluster size relative to the mean cluster size.
+    rel_epsilon: Sinkhorn ε relative to the mean cost (A3: 1e-3).
+    max_iterations: Sinkhorn iteration cap.
+    kmeans_iters: Lloyd iteration cap.
+    cluster_batch: state clusters whose action k-means run together (memory knob).
+    global_ranking: A8's alternative (one global ranking, no quotas).
+    pad_to: labeled rows are padded to a multiple of this.
+    trust_group: ``"trust"`` (TrustSet) or ``"diffset"`` (second-best global group).
+    name: the strategy's name.
+
+  Returns:
+    The ``Strategy``.
+  """
+  if trust_group not in ("trust", "diffset"):
+    raise ValueError(f"trust_group must be 'trust' or 'diffset', got {trust_group!r}")
+
+  def pick(key, ctx: Context, aux, budget):
+    k = ctx.num_classes
+    cfg = env_lib.EnvConfig(
+        n_label_clusters=n_label_clusters or k, n_state_clusters=n_state_clusters or k,
+        actions=actions, lprime_frac=lprime_frac, max_points=max_points,
+        cap_factor=cap_factor, rel_epsilon=rel_epsilon, max_iterations=max_iterations,
+        kmeans_iters=kmeans_iters, cluster_batch=cluster_batch, num_samplings=num_samplings,
+        steps_per_sampling=steps_per_sampling, batch_size=batch_size,
+        learning_rate=learning_rate, scale_targets=scale_targets)
+    per_class = trustset.per_class_size(budget, k)
+    if trust_group == "trust":
+      trust = trustset.trustset_mask(aux["scores"], ctx.y, ctx.labeled, k, per_class)
+      trust_cap = per_class * k
+    else:
+      trust = diffset_mask(aux["scores"], ctx.labeled, budget, 1)
+      trust_cap = budget
+    idx, _ = rl_select(key, aux["emb"], np.asarray(ctx.labeled), np.asarray(trust), cfg,
+                       budget, trust_cap, global_ranking, pad_to)
+    return idx
+
+  return Strategy(name, _score_fn(score_mode, tau, lam), pick)
+
+
+def bral_t_wo_cl_strategy(**kwargs) -> Strategy:
+  """Ablation "w/o CL": BRAL-T with plain (cross-entropy) EL2N TrustSet scores."""
+  return bral_t_strategy(**{"name": "bral_t_wo_cl", **kwargs, "score_mode": "el2n"})
+
+
+def bral_diffset_strategy(**kwargs) -> Strategy:
+  """Ablation "BRAL-DiffSet": the policy learns from the second-best group of size ``b``."""
+  return bral_t_strategy(**{"name": "bral_diffset", **kwargs, "trust_group": "diffset"})
+
+
+def pseudo_score_strategy(tau: float | None = None, lam: float = 1.0,
+                          score_mode: str = "superloss_el2n") -> Strategy:
+  """Ablation "PseudoScore": σ*·EL2N with argmax pseudo-labels on U, class-balanced top."""
+  def score(key, ctx: Context):
+    logits, _ = predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size)
+    pseudo = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    s = trustset.scores_from_logits(logits, pseudo, score_mode, tau, lam)
+    return {"scores": s, "pseudo": pseudo}
+
+  def pick(key, ctx: Context, aux, budget):
+    k = ctx.num_classes
+    return balanced_top(aux["scores"], aux["pseudo"], ~ctx.labeled, k,
+                        trustset.per_class_size(budget, k), budget)
+
+  return Strategy("pseudo_score", score, pick)
+
+
+def gradnd_gt_strategy(chunk_size: int = 64) -> Strategy:
+  """Oracle "GradNd-GT" (Fig. 8): class-balanced top GraNd on U with the **true** labels."""
+  def score(key, ctx: Context):
+    unl = np.flatnonzero(~np.asarray(ctx.labeled))
+    g = grand(ctx.net, ctx.variables, ctx.x[unl], ctx.y[unl], chunk_size)
+    return jnp.full(ctx.labeled.shape, -jnp.inf).at[unl].set(g)
+
+  def pick(key, ctx: Context, aux, budget):
+    k = ctx.num_classes
+    return balanced_top(aux, ctx.y, ~ctx.labeled, k, trustset.per_class_size(budget, k),
+                        budget)
+
+  return Strategy("gradnd_gt", score, pick)
+
+
+BRALT_STRATEGIES = {
+    "bral_t": bral_t_strategy,
+    "bral_t_wo_cl": bral_t_wo_cl_strategy,
+    "bral_diffset": bral_diffset_strategy,
+    "pseudo_score": pseudo_score_strategy,
+    "gradnd_gt": gradnd_gt_strategy,
+}
