@@ -39,7 +39,7 @@ flags.DEFINE_integer("k", None, "|S0|, the initial labeled set.")
 flags.DEFINE_integer("budget", None, "B, points acquired in the one round.")
 flags.DEFINE_integer("offline_pairs", None, "Offline utility pairs (RAMBO/DULO).")
 flags.DEFINE_integer("m_factor", None, "Greedy-margin M = m_factor * b.")
-flags.DEFINE_integer("chunk_size", None, "Classifiers trained together by fit_many.")
+flags.DEFINE_integer("fit_chunk", None, "Classifiers trained together by fit_many.")
 flags.DEFINE_integer("epochs", None, "Maximum classifier epochs.")
 flags.DEFINE_integer("outer_steps", None, "Bilevel outer steps per iteration.")
 flags.DEFINE_integer("inner_steps", None, "Bilevel inner steps T.")
@@ -48,7 +48,7 @@ flags.DEFINE_bool("ot", None, "OT auxiliary task, lambda_OT = 1 (ablation).")
 flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablation).")
 
 OVERRIDES = ("dataset", "model", "strategy", "seed", "k", "budget", "offline_pairs", "m_factor",
-             "chunk_size", "epochs", "outer_steps", "inner_steps", "bilevel", "ot", "ranknet")
+             "fit_chunk", "epochs", "outer_steps", "inner_steps", "bilevel", "ot", "ranknet")
 
 
 def resolve(name: str, overrides: dict) -> dict:
@@ -60,6 +60,7 @@ def resolve(name: str, overrides: dict) -> dict:
     raise ValueError(f"unknown config keys {sorted(unknown)}")
   config = dict(CONFIGS[name].get_config())
   config.update({k: v for k, v in overrides.items() if v is not None})
+  config["init_size"] = config["k"]
   return config
 
 
@@ -71,7 +72,7 @@ def rambo_config(c: dict) -> RamboConfig:
   return RamboConfig(k=int(c["k"]), budget=int(c["budget"]), k1=int(c["k1"]), b=int(c["b"]),
                      n_aug=int(c["n_aug"]), offline_pairs=int(c["offline_pairs"]),
                      offline_steps=int(c["offline_steps"]), m_factor=int(c["m_factor"]),
-                     aug_from_next=bool(c["aug_from_next"]), chunk_size=int(c["chunk_size"]),
+                     aug_from_next=bool(c["aug_from_next"]), fit_chunk=int(c["fit_chunk"]),
                      extractor=c["extractor"], utility=utility,
                      dulo_candidates=int(c["dulo_candidates"]),
                      ot_debiased=bool(c["ot_debiased"]))

@@ -12,7 +12,8 @@ Example:
   2
 """
 
-from jal import cluster, data, metrics, models, scores, strategies
+from jal import cluster, data, metrics, models, scores, strategies  # isort: skip
+from jal import bralt, rambo  # after strategies: jal.strategies registers BRAL-T's  # isort: skip
 from jal.loop import History, LoopConfig, initial_mask, label, run_loop
 from jal.models import Net, Variables, make_net
 from jal.strategies import STRATEGIES, Context, Strategy, get_strategy, select
@@ -21,7 +22,7 @@ from jal.train import FitResult, TrainConfig, accuracy, fit, fit_many, predict
 __version__ = "0.1.0"
 
 __all__ = [
-    "cluster", "data", "metrics", "models", "scores", "strategies",
+    "bralt", "cluster", "data", "metrics", "models", "rambo", "scores", "strategies",
     "History", "LoopConfig", "initial_mask", "label", "run_loop",
     "Net", "Variables", "make_net",
     "STRATEGIES", "Context", "Strategy", "get_strategy", "select",

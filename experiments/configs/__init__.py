@@ -10,6 +10,8 @@ CONFIGS = (
     "bralt_fmnist_reduced", "bralt_table5_fashion_mnist", "bralt_table5_emnist",
     "bralt_table5_cifar10", "bralt_table5_cifar100", "bralt_table5_cifar10_imb",
     "bralt_table5_cifar10_lt", "bralt_table5_cifar100_lt",
+    # RAMBO (issue 4): one-round protocols, run with experiments.one_round.
+    "rambo_smoke", "rambo_mnist", "rambo_fmnist", "rambo_cifar10", "rambo_svhn",
 )
 
 

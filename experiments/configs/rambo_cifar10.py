@@ -12,7 +12,8 @@ def get_config() -> dict:
       dataset="cifar10", val_size=1000, data_seed=0, model="resnet18", model_kwargs={},
       strategy="rambo", seed=0,
       k=2500, budget=5000, k1=500, b=1000, n_aug=30, offline_pairs=500, offline_steps=500,
-      m_factor=10, chunk_size=25, extractor="auto", dulo_candidates=5000,
+      m_factor=10, fit_chunk=25, extractor="auto", dulo_candidates=5000,
+      chunk_size=2048, init_size=2500, rounds=1,  # for experiments.common (init_size = k)
       bilevel=True, ot=True, ranknet=True, ot_debiased=True, aug_from_next=True,
       outer_steps=20, inner_steps=100, cg_steps=10,
       epochs=100, batch_size=64, learning_rate=1e-3, optimizer="adam", stop_train_acc=0.99,

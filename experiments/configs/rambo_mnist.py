@@ -13,7 +13,8 @@ def get_config() -> dict:
       dataset="mnist", val_size=1000, data_seed=0, model="lenet", model_kwargs={},
       strategy="rambo", seed=0,
       k=200, budget=500, k1=50, b=50, n_aug=50, offline_pairs=500, offline_steps=500,
-      m_factor=10, chunk_size=50, extractor="auto", dulo_candidates=500,
+      m_factor=10, fit_chunk=50, extractor="auto", dulo_candidates=500,
+      chunk_size=2048, init_size=200, rounds=1,  # for experiments.common (init_size = k)
       bilevel=True, ot=True, ranknet=True, ot_debiased=True, aug_from_next=True,
       outer_steps=20, inner_steps=100, cg_steps=10,
       epochs=100, batch_size=64, learning_rate=1e-3, optimizer="adam", stop_train_acc=0.99,

@@ -1,0 +1,216 @@
+"""Bilevel training of the utility model (§4.2.1; Franceschi et al. 2018; SPEC §2.4 REC).
+
+Outer: ``min_λ E(w*(λ)) = Σ_{D_val} L_Total``; inner: ``w*(λ) = argmin_w Σ_{D_tr} L_Total +
+Ω_λ(w)``, ``Ω_λ(w) = ½ Σ_l exp(λ_l)‖W_l‖²`` over weight tensors (biases excluded). The inner
+problem runs ``T`` warm-started Adam steps; the hypergradient comes from the implicit function
+theorem, ``v = (∇²_w L + δI)⁻¹ ∇_w E`` by conjugate gradients on Hessian-vector products and
+``∇_λ = −∂²_{λw} L · v``.
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jal.rambo.losses import total_loss
+from jal.rambo.utility_model import SetNet
+
+__all__ = ["BilevelConfig", "PairData", "weight_leaves", "init_lambda", "regularizer",
+           "implicit_hypergrad", "split_by_length", "pair_loss", "train_plain",
+           "train_bilevel"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BilevelConfig:
+  """Schedule of the utility model's training (hashable: a ``jit`` static argument).
+
+  Attributes:
+    bilevel: implicit-gradient bilevel training (False = "Bilevel ×": plain training on all
+      of D with fixed λ for ``outer_steps * inner_steps`` steps).
+    outer_steps: Adam steps on λ.
+    inner_steps: T, warm-started Adam steps on w per outer step.
+    inner_lr: inner Adam learning rate.
+    outer_lr: outer Adam learning rate.
+    cg_steps: conjugate-gradient iterations K.
+    damping: δ added to the Hessian.
+    lam_init: initial log-regularisation λ.
+    per_parameter: one λ per parameter instead of one per weight tensor.
+    refit: after the outer loop, run ``inner_steps`` more on D_tr ∪ D_val at λ*.
+    lam_ot: λ_OT (0 = "OT ×").
+    ranknet: RankNet loss (False = MSE regression, "RankNet ×").
+  """
+  bilevel: bool = True
+  outer_steps: int = 20
+  inner_steps: int = 100
+  inner_lr: float = 1e-3
+  outer_lr: float = 1e-2
+  cg_steps: int = 10
+  damping: float = 1e-3
+  lam_init: float = math.log(1e-4)
+  per_parameter: bool = False
+  refit: bool = False
+  lam_ot: float = 1.0
+  ranknet: bool = True
+
+
+class PairData(NamedTuple):
+  """Utility pairs as masks over a shared pool ``[n, ...]`` (padded to a fixed capacity P)."""
+  masks1: jax.Array  # [P, n] bool
+  masks2: jax.Array  # [P, n] bool
+  u1: jax.Array      # [P] utilities
+  u2: jax.Array      # [P]
+  ot1: jax.Array     # [P] normalised OT targets
+  ot2: jax.Array     # [P]
+  weight: jax.Array  # [P] 1 for real pairs, 0 for padding
+
+
+def weight_leaves(params) -> Any:
+  """Pytree of Python bools: True on weight tensors (ndim ≥ 2), False on biases."""
+  return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def init_lambda(params, config: BilevelConfig):
+  """λ pytree: a scalar per leaf (or per parameter), all ``config.lam_init``."""
+  if config.per_parameter:
+    return jax.tree.map(lambda p: jnp.full(p.shape, config.lam_init, p.dtype), params)
+  return jax.tree.map(lambda p: jnp.asarray(config.lam_init, p.dtype), params)
+
+
+def regularizer(params, lam) -> jax.Array:
+  """Ω_λ(w) = ½ Σ_l exp(λ_l)‖W_l‖² over weight tensors (biases excluded)."""
+  terms = jax.tree.map(lambda w, l, on: 0.5 * jnp.sum(jnp.exp(l) * w * w) if on else 0.0,
+                       params, lam, weight_leaves(params))
+  return sum(jax.tree.leaves(terms))
+
+
+def _tree_add(a, b, scale=1.0):
+  return jax.tree.map(lambda x, y: x + scale * y, a, b)
+
+
+def implicit_hypergrad(inner_loss: Callable, outer_loss: Callable, w, lam, *, cg_steps: int = 10,
+                       damping: float = 1e-3):
+  """Hypergradient ``d E(w*(λ)) / dλ`` at an (approximate) inner solution ``w``.
+
+  Args:
+    inner_loss: ``(w, λ) -> scalar`` L of the inner problem.
+    outer_loss: ``w -> scalar`` E (no direct dependence on λ).
+    w: inner solution pytree.
+    lam: hyperparameter pytree.
+    cg_steps: CG iterations for ``(∇²_w L + δI) v = ∇_w E``.
+    damping: δ.
+
+  Returns:
+    Pytree like ``lam``: ``−∂²_{λw} L · v``.
+  """
+  grad_e = jax.grad(outer_loss)(w)
+  grad_w = lambda w_: jax.grad(inner_loss)(w_, lam)
+
+  def hvp(v):
+    return _tree_add(jax.jvp(grad_w, (w,), (v,))[1], v, damping)
+
+  v, _ = jax.scipy.sparse.linalg.cg(hvp, grad_e, maxiter=cg_steps, tol=0.0)
+  cross = lambda l: sum(jax.tree.leaves(jax.tree.map(
+      jnp.vdot, jax.grad(inner_loss)(w, l), v)))
+  return jax.tree.map(jnp.negative, jax.grad(cross)(lam))
+
+
+def split_by_length(data: PairData) -> tuple[jax.Array, jax.Array]:
+  """Pair weights of D_tr (shorter half by set length) and D_val (the rest), each ``[P]``."""
+  size = jnp.sum(data.masks1, -1) + jnp.sum(data.masks2, -1)
+  valid = data.weight > 0
+  order = jnp.argsort(jnp.where(valid, size, jnp.iinfo(jnp.int32).max), stable=True)
+  rank = jnp.argsort(order)
+  n_tr = jnp.sum(valid) // 2
+  tr = valid & (rank < n_tr)
+  return (data.weight * tr).astype(jnp.float32), (data.weight * (valid & ~tr)).astype(jnp.float32)
+
+
+def pair_loss(set_net: SetNet, config: BilevelConfig, params, pool: jax.Array, data: PairData,
+              weight: jax.Array) -> jax.Array:
+  """L_Total of the weighted pairs (ψ runs once over the pool ``[n, ...]``)."""
+  p = data.masks1.shape[0]
+  out = set_net.apply_masks(params, pool, jnp.concatenate([data.masks1, data.masks2]))
+  return total_loss(out.score[:p], out.score[p:], out.ot[:p], out.ot[p:], data.u1, data.u2,
+                    data.ot1, data.ot2, weight, lam_ot=config.lam_ot, ranknet=config.ranknet)
+
+
+class _State(NamedTuple):
+  params: Any
+  opt_w: Any
+  lam: Any
+  opt_lam: Any
+
+
+def _adam_steps(loss, params, opt, lr, steps):
+  tx = optax.adam(lr)
+
+  def body(carry, _):
+    p, o = carry
+    g = jax.grad(loss)(p)
+    upd, o = tx.update(g, o, p)
+    return (optax.apply_updates(p, upd), o), None
+
+  return jax.lax.scan(body, (params, opt), None, length=steps)[0]
+
+
+@jax.jit(static_argnums=(0, 1, 6))
+def _plain(set_net, config, params, lam, pool, data, steps):
+  loss = lambda p: pair_loss(set_net, config, p, pool, data, data.weight) + regularizer(p, lam)
+  opt = optax.adam(config.inner_lr).init(params)
+  return _adam_steps(loss, params, opt, config.inner_lr, steps)[0]
+
+
+def train_plain(set_net: SetNet, config: BilevelConfig, params, pool: jax.Array,
+                data: PairData, steps: int, lam=None):
+  """``steps`` full-batch Adam steps on all pairs at fixed λ (default ``lam_init``)."""
+  lam = init_lambda(params, config) if lam is None else lam
+  return _plain(set_net, config, params, lam, pool, data, int(steps))
+
+
+@jax.jit(static_argnums=(0, 1))
+def _outer_step(set_net, config, state: _State, pool, data, w_tr, w_val):
+  inner = lambda p, l: pair_loss(set_net, config, p, pool, data, w_tr) + regularizer(p, l)
+  outer = lambda p: pair_loss(set_net, config, p, pool, data, w_val)
+  params, opt_w = _adam_steps(lambda p: inner(p, state.lam), state.params, state.opt_w,
+                              config.inner_lr, config.inner_steps)
+  hg = implicit_hypergrad(inner, outer, params, state.lam, cg_steps=config.cg_steps,
+                          damping=config.damping)
+  upd, opt_lam = optax.adam(config.outer_lr).update(hg, state.opt_lam, state.lam)
+  lam = optax.apply_updates(state.lam, upd)
+  return _State(params, opt_w, lam, opt_lam), outer(params)
+
+
+def train_bilevel(set_net: SetNet, config: BilevelConfig, params, pool: jax.Array,
+                  data: PairData, lam=None):
+  """Trains the utility model on the pairs ``data`` (warm start from ``params``).
+
+  Args:
+    set_net: the static utility network.
+    config: schedule and ablation switches.
+    params: initial parameters (warm start).
+    pool: ``[n, ...]`` elements the pair masks index.
+    data: the pairs D.
+    lam: initial λ (default ``config.lam_init`` everywhere).
+
+  Returns:
+    ``(params, lam, outer_losses [outer_steps])``.
+  """
+  lam = init_lambda(params, config) if lam is None else lam
+  if not config.bilevel:
+    steps = config.outer_steps * config.inner_steps
+    return train_plain(set_net, config, params, pool, data, steps, lam), lam, jnp.zeros(0)
+  w_tr, w_val = split_by_length(data)
+  state = _State(params, optax.adam(config.inner_lr).init(params), lam,
+                 optax.adam(config.outer_lr).init(lam))
+  losses = []
+  for _ in range(config.outer_steps):
+    state, e = _outer_step(set_net, config, state, pool, data, w_tr, w_val)
+    losses.append(e)
+  params = state.params
+  if config.refit:
+    params = train_plain(set_net, config, params, pool, data, config.inner_steps, state.lam)
+  return params, state.lam, jnp.stack(losses)

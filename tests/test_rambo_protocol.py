@@ -1,0 +1,79 @@
+"""RAMBO protocol plumbing: fit_many on LeNet, subset utilities, OT targets, one_round binary."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jal
+from experiments import one_round
+from jal.rambo import samples
+
+
+def _max_diff(a, b):
+  return max(float(jnp.max(jnp.abs(u - v))) for u, v in zip(jax.tree.leaves(a),
+                                                             jax.tree.leaves(b)))
+
+
+def test_fit_many_equals_separate_fits_lenet_28x28():
+  """RAMBO's utility samples: many LeNets on subsets of a small 28×28 pool, with early stop."""
+  x = jax.random.normal(jax.random.key(0), (24, 28, 28, 1))
+  y = jnp.arange(24) % 3
+  net = jal.make_net("lenet", (28, 28, 1), 3)
+  cfg = jal.TrainConfig(epochs=3, batch_size=8, stop_train_acc=0.99)
+  masks = jnp.stack([jnp.arange(24) < 5, jnp.arange(24) % 2 == 0])
+  keys = jax.random.split(jax.random.key(1), 2)
+  many = jal.fit_many(keys, net, cfg, x, y, masks)
+  for i in range(2):
+    one = jal.fit(keys[i], net, cfg, x, y, masks[i])
+    per_model = jax.tree.map(lambda leaf, i=i: leaf[i], many.variables.params)
+    assert _max_diff(per_model, one.variables.params) < 1e-4
+    assert int(many.epochs[i]) == int(one.epochs)
+
+
+def test_subset_utilities_match_single_fits_and_ot_padding():
+  data = jal.data.load("digits")
+  x0, y0 = data.x_train[:20], data.y_train[:20]
+  net = jal.make_net("mlp", x0.shape[1:], data.num_classes, hidden=(8,))
+  cfg = jal.TrainConfig(epochs=2, batch_size=8)
+  masks = jnp.stack([jnp.arange(20) < 6, jnp.arange(20) >= 5, jnp.arange(20) % 3 == 0])
+  key = jax.random.key(0)
+  u = samples.subset_utilities(key, net, cfg, x0, y0, masks, data.x_val, data.y_val,
+                               chunk_size=2)
+  for i in (0, 2):  # sorted, chunked and padded: model i still uses fold_in(key, i)
+    v = jal.fit(jax.random.fold_in(key, i), net, cfg, x0, y0, masks[i]).variables
+    np.testing.assert_allclose(u[i], jal.accuracy(net, v, data.x_val, data.y_val), atol=1e-6)
+
+
+def test_ot_targets_finite_and_ordered():
+  data = jal.data.load("digits")
+  x0, y0 = data.x_train[:20], data.y_train[:20]
+  geom = samples.make_ot_targets(x0, y0, data.x_val[:30], data.y_val[:30], data.num_classes,
+                                 debiased=False)
+  masks = jnp.stack([jnp.arange(20) < 20, jnp.arange(20) < 3, jnp.arange(20) < 20])
+  ot = samples.ot_targets(geom, masks, chunk_size=2)  # two chunks, the last one padded
+  assert ot.shape == (3,) and bool(jnp.all(jnp.isfinite(ot)))
+  np.testing.assert_allclose(ot[0], ot[2], rtol=1e-5)
+
+
+def test_one_round_binary_writes_result(tmp_path):
+  config = one_round.resolve("rambo_smoke", {"strategy": "margin"})
+  res = one_round.run(config, str(tmp_path), verbose=False)
+  out = json.loads((tmp_path / "result.json").read_text())
+  for key in ("val_accuracy", "test_accuracy", "seconds", "settings"):
+    assert key in out
+  assert out["labeled"] == config["k"] + config["budget"] == res["labeled"]
+  with pytest.raises(ValueError):
+    one_round.resolve("rambo_smoke", {"nope": 1})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["rambo", "dulo"])
+def test_one_round_rambo_smoke_end_to_end(tmp_path, strategy):
+  config = one_round.resolve("rambo_smoke", {"strategy": strategy})
+  one_round.run(config, str(tmp_path), verbose=False)
+  out = json.loads((tmp_path / "result.json").read_text())
+  assert 0.0 <= out["val_accuracy"] <= 1.0 and out["labeled"] == 40
+  assert out["settings"]["rambo"]["utility"]["bilevel"] is True
