@@ -150,3 +150,15 @@ def test_train_config_validation():
     jal.TrainConfig(optimizer="rmsprop")
   with pytest.raises(ValueError):
     jal.TrainConfig(augment="mixup")
+
+
+def test_fit_updates_batchnorm_models():
+  """BatchNorm statistics are updated inside jax.grad (regression: NNX TraceContextError)."""
+  net = jal.make_net("resnet18", (8, 8, 1), 10, width=4)
+  x = jax.random.normal(jax.random.key(0), (48, 8, 8, 1))
+  y = jnp.arange(48) % 10
+  mask = _mask(48, np.arange(32))
+  before = net.init(jax.random.split(jax.random.key(1))[0])
+  res = jal.fit(jax.random.key(1), net, jal.TrainConfig(epochs=1, batch_size=16), x, y, mask)
+  assert _max_diff(before.extra, res.variables.extra) > 1e-3
+  assert all(bool(jnp.all(jnp.isfinite(l))) for l in jax.tree.leaves(res.variables))

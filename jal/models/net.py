@@ -83,7 +83,9 @@ class Net(NamedTuple):
       ``(logits [n, K], embedding [n, D], new_extra)``; ``new_extra`` holds updated BatchNorm
       statistics in training mode.
     """
-    model = nnx.merge(self.graphdef, variables.params, variables.extra)
+    # copy=True: fresh Variables at the current trace level, so BatchNorm may update its
+    # statistics inside jax.grad / vmap (the state pytrees may come from an outer trace).
+    model = nnx.merge(self.graphdef, variables.params, variables.extra, copy=True)
     rngs = nnx.Rngs(dropout=key) if key is not None else None
     logits, emb = model(x, train=train, dropout=dropout, rngs=rngs)
     _, _, extra = nnx.split(model, nnx.Param, ...)
