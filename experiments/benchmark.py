@@ -843,22 +843,25 @@ def to_json(obj: Any) -> Any:
 
 _SECTIONS = flags.DEFINE_string("sections", ",".join(SECTIONS),
                                 f"Comma-separated subset of {','.join(SECTIONS)} (may be "
-                                "empty, e.g. with --protocol=deepal).")
+                                "empty, e.g. with --protocol=deepal).", allow_override=True)
 _PROTOCOL = flags.DEFINE_enum("protocol", "none", ["none", "deepal"],
-                              "deepal: also run the (long) DeepAL+ MNIST/ResNet-18 protocol.")
-_OUT = flags.DEFINE_string("out", None, "Also write the JSON to this file.")
+                              "deepal: also run the (long) DeepAL+ MNIST/ResNet-18 protocol.",
+                                  allow_override=True)
+_OUT = flags.DEFINE_string("out", None, "Also write the JSON to this file.", allow_override=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX data dir (default: $JAL_DATA_DIR, "
-                                "then ../shared/data); synthetic data if MNIST is absent.")
+                                "then ../shared/data); synthetic data if MNIST is absent.",
+                                    allow_override=True)
 _KS = flags.DEFINE_list("fit_many_ks", None, "fit_many K values (default 1,4 on CPU, "
-                        "1,16,64,256 on an accelerator).")
+                        "1,16,64,256 on an accelerator).", allow_override=True)
 _SHAPE = flags.DEFINE_list("resnet_input_shape", None, "H,W,C of the scores/fit ResNet-18 "
-                           "(default 28,28,1: grayscale adapter).")
+                           "(default 28,28,1: grayscale adapter).", allow_override=True)
 _INT_FLAGS = {
-    f.name: flags.DEFINE_integer(f.name, None, f"Override the backend default ({f.name}).")
+    f.name: flags.DEFINE_integer(f.name, None, f"Override the backend default ({f.name}).",
+        allow_override=True)
     for f in dataclasses.fields(Settings) if f.type is int
 }
 _STEM = flags.DEFINE_enum("resnet_stem", None, ["cifar", "imagenet"],
-                          "Stem of the scores/fit ResNet-18 (default cifar).")
+                          "Stem of the scores/fit ResNet-18 (default cifar).", allow_override=True)
 
 
 def settings_from_flags(backend: str | None = None) -> Settings:

@@ -17,11 +17,16 @@ from absl import app, flags
 from experiments import common, configs
 from jal import metrics
 
-_CONFIG = flags.DEFINE_enum("config", "mnist_lenet", configs.CONFIGS, "Protocol.")
-_STRATEGIES = flags.DEFINE_list("strategies", ["random", "margin"], "Strategies to compare.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
-_WORKDIR = flags.DEFINE_string("workdir", "/tmp/jal_compare", "Output directory.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX data dir (default: $JAL_DATA_DIR).")
+# allow_override: the test suite imports several binaries into one process.
+_CONFIG = flags.DEFINE_enum("config", "mnist_lenet", configs.CONFIGS, "Protocol.",
+    allow_override=True)
+_STRATEGIES = flags.DEFINE_list("strategies", ["random", "margin"], "Strategies to compare.",
+    allow_override=True)
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.", allow_override=True)
+_WORKDIR = flags.DEFINE_string("workdir", "/tmp/jal_compare", "Output directory.",
+    allow_override=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX data dir (default: $JAL_DATA_DIR).",
+    allow_override=True)
 
 
 def aggregate(results: dict[str, list[dict]]) -> dict:

@@ -27,25 +27,34 @@ __all__ = ["CONFIGS", "OVERRIDES", "resolve", "rambo_config", "run"]
 CONFIGS = {"rambo_mnist": rambo_mnist, "rambo_fmnist": rambo_fmnist,
            "rambo_cifar10": rambo_cifar10, "rambo_svhn": rambo_svhn, "rambo_smoke": rambo_smoke}
 
-_CONFIG = flags.DEFINE_enum("config", "rambo_smoke", sorted(CONFIGS), "Protocol to start from.")
-_WORKDIR = flags.DEFINE_string("workdir", "/tmp/jal_one_round", "Output directory.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX/tfds data dir (default: $JAL_DATA_DIR).")
-flags.DEFINE_string("dataset", None, "digits, mnist, fashion_mnist, cifar10, svhn_cropped.")
-flags.DEFINE_string("model", None, "Classifier f: mlp, lenet or resnet18.")
+# allow_override: the test suite imports several binaries into one process.
+_CONFIG = flags.DEFINE_enum("config", "rambo_smoke", sorted(CONFIGS), "Protocol to start from.",
+    allow_override=True)
+_WORKDIR = flags.DEFINE_string("workdir", "/tmp/jal_one_round", "Output directory.",
+    allow_override=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX/tfds data dir (default: $JAL_DATA_DIR).",
+    allow_override=True)
+flags.DEFINE_string("dataset", None, "digits, mnist, fashion_mnist, cifar10, svhn_cropped.",
+    allow_override=True)
+flags.DEFINE_string("model", None, "Classifier f: mlp, lenet or resnet18.", allow_override=True)
 flags.DEFINE_enum("strategy", None, ["rambo", "dulo", "random", "margin", "badge", "coreset"],
-                  "One-round strategy.")
-flags.DEFINE_integer("seed", None, "Seed of the trial.")
-flags.DEFINE_integer("k", None, "|S0|, the initial labeled set.")
-flags.DEFINE_integer("budget", None, "B, points acquired in the one round.")
-flags.DEFINE_integer("offline_pairs", None, "Offline utility pairs (RAMBO/DULO).")
-flags.DEFINE_integer("m_factor", None, "Greedy-margin M = m_factor * b.")
-flags.DEFINE_integer("fit_chunk", None, "Classifiers trained together by fit_many.")
-flags.DEFINE_integer("epochs", None, "Maximum classifier epochs.")
-flags.DEFINE_integer("outer_steps", None, "Bilevel outer steps per iteration.")
-flags.DEFINE_integer("inner_steps", None, "Bilevel inner steps T.")
-flags.DEFINE_bool("bilevel", None, "Bilevel training of the utility model (ablation).")
-flags.DEFINE_bool("ot", None, "OT auxiliary task, lambda_OT = 1 (ablation).")
-flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablation).")
+                  "One-round strategy.", allow_override=True)
+flags.DEFINE_integer("seed", None, "Seed of the trial.", allow_override=True)
+flags.DEFINE_integer("k", None, "|S0|, the initial labeled set.", allow_override=True)
+flags.DEFINE_integer("budget", None, "B, points acquired in the one round.", allow_override=True)
+flags.DEFINE_integer("offline_pairs", None, "Offline utility pairs (RAMBO/DULO).",
+    allow_override=True)
+flags.DEFINE_integer("m_factor", None, "Greedy-margin M = m_factor * b.", allow_override=True)
+flags.DEFINE_integer("fit_chunk", None, "Classifiers trained together by fit_many.",
+    allow_override=True)
+flags.DEFINE_integer("epochs", None, "Maximum classifier epochs.", allow_override=True)
+flags.DEFINE_integer("outer_steps", None, "Bilevel outer steps per iteration.", allow_override=True)
+flags.DEFINE_integer("inner_steps", None, "Bilevel inner steps T.", allow_override=True)
+flags.DEFINE_bool("bilevel", None, "Bilevel training of the utility model (ablation).",
+    allow_override=True)
+flags.DEFINE_bool("ot", None, "OT auxiliary task, lambda_OT = 1 (ablation).", allow_override=True)
+flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablation).",
+    allow_override=True)
 
 OVERRIDES = ("dataset", "model", "strategy", "seed", "k", "budget", "offline_pairs", "m_factor",
              "fit_chunk", "epochs", "outer_steps", "inner_steps", "bilevel", "ot", "ranknet")
