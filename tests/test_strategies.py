@@ -98,13 +98,19 @@ def _check_top_k(idx, score, labeled, budget, tol=1e-6):
 # ----------------------------------------------------------------------------- contract
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+# BRAL-T's strategies run 30 RL samplings (~40 s each here): in the slow suite for these
+# generic contract tests; tests/test_bralt*.py cover them in the default suite.
+_BRALT = ("bral_t", "bral_t_wo_cl", "bral_diffset", "pseudo_score", "gradnd_gt")
+_STRATEGY_PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n in _BRALT else n
+                    for n in sorted(STRATEGIES)]
+
+@pytest.mark.parametrize("name", _STRATEGY_PARAMS)
 def test_select_contract(ctx, name):
   idx = jal.select(get_strategy(name), jax.random.key(1), ctx, BUDGET)
   _check_selection(idx, ctx.labeled, BUDGET)
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("name", _STRATEGY_PARAMS)
 def test_raw_pick_is_already_valid(ctx, name):
   # The strategy itself (before finalize_indices tops up / dedups) returns [budget] indices;
   # all but k-means (which may leave clusters empty) must already be unique and unlabeled.
@@ -117,7 +123,7 @@ def test_raw_pick_is_already_valid(ctx, name):
     _check_selection(raw, ctx.labeled, BUDGET)
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("name", _STRATEGY_PARAMS)
 def test_same_key_same_selection(ctx, name):
   s = get_strategy(name)
   a = jal.select(s, jax.random.key(7), ctx, BUDGET)
