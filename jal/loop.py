@@ -93,6 +93,7 @@ def _atomic_write(path: pathlib.Path, data: bytes) -> None:
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
   with os.fdopen(fd, "wb") as f:
     f.write(data)
+  os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
   os.replace(tmp, path)
 
 
