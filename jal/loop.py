@@ -23,7 +23,7 @@ import numpy as np
 from jal import metrics
 from jal.data.dataset import Dataset
 from jal.models.net import Net
-from jal.strategies import Context, Strategy, check_budget, pick
+from jal.strategies import Context, Strategy, check_budget, pick_with_info
 from jal.train import TrainConfig, accuracy, fit
 
 __all__ = ["LoopConfig", "History", "initial_mask", "label", "run_loop"]
@@ -212,14 +212,18 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
       t0 = time.perf_counter()
       aux = jax.block_until_ready(strategy.score(k_score, ctx))
       t1 = time.perf_counter()
-      idx = pick(strategy, k_pick, ctx, aux, budget)
+      idx, info = pick_with_info(strategy, k_pick, ctx, aux, budget)
       rec["score_seconds"], rec["select_seconds"] = t1 - t0, time.perf_counter() - t1
+      if info:
+        rec["pick_info"] = info
       rec["queried"] = idx.tolist()
       mask = label(mask, idx)
     history.rounds.append(rec)
     if verbose:
+      extra = "".join(f" {k}={v:.2f}" for k, v in rec.get("pick_info", {}).items()
+                      if k.endswith("_seconds"))
       print(f"{r:>5} {rec['n_labeled']:>8} {acc:>8.4f} {t_train:>8.2f} "
-            f"{rec['score_seconds']:>8.2f} {rec['select_seconds']:>8.2f}", flush=True)
+            f"{rec['score_seconds']:>8.2f} {rec['select_seconds']:>8.2f}{extra}", flush=True)
     if workdir:
       _save_checkpoint(workdir, mask, r + 1, key, history)
     if on_round:

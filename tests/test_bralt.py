@@ -80,7 +80,8 @@ def _ott_unpadded(x, y, eps):
 REL_EPS = 0.05
 
 
-def test_padded_vmapped_wasserstein_equals_unpadded():
+@pytest.mark.parametrize("batching", ["vmap", "map"])
+def test_padded_vmapped_wasserstein_equals_unpadded(batching):
   rng = np.random.default_rng(2)
   sizes = [(3, 5), (7, 11), (16, 9)]
   pad, d = 16, 4
@@ -96,13 +97,13 @@ def test_padded_vmapped_wasserstein_equals_unpadded():
     xm.append(np.arange(pad) < nx)
     ym.append(np.arange(pad) < ny)
   # Both solves run to a tight threshold so that they stop at the same fixed point.
-  pairs = jax.jit(ot.wasserstein_pairs, static_argnames=("max_iterations",))
+  pairs = jax.jit(ot.wasserstein_pairs, static_argnames=("max_iterations", "batching"))
   xs.append(xs[0])  # an empty cloud gives +inf, inside the same batch
   ys.append(ys[0])
   xm.append(np.zeros(pad, bool))
   ym.append(ym[0])
   got = pairs(*map(jnp.asarray, (xs, ys, xm, ym)), rel_epsilon=REL_EPS, max_iterations=5000,
-              threshold=1e-6)
+              threshold=1e-6, batching=batching)
   np.testing.assert_allclose(np.asarray(got[:3]), want, rtol=1e-5)
   assert np.isposinf(float(got[3]))
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from jal import cluster
 from jal.bralt import ot
+from jal.grouped_kmeans import grouped_kmeans
 from jal.bralt import reward_net as rn
 
 __all__ = ["EnvConfig", "Caps", "cloud_cap", "Sample", "Clustering", "cluster_states",
@@ -38,8 +39,8 @@ class EnvConfig(NamedTuple):
     rel_epsilon: Sinkhorn ε relative to the mean cost (A3: 1e-3).
     max_iterations: Sinkhorn iteration cap.
     kmeans_iters: Lloyd iterations cap.
-    cluster_batch: state clusters whose action k-means run together (``lax.map`` batch;
-      memory ∝ cluster_batch × n × D).
+    ot_batching: how the Sinkhorn problems of one step are batched (``"auto"``, ``"map"``,
+      ``"vmap"``; :mod:`jal.bralt.ot`).
     num_samplings: samplings per AL round (30).
     steps_per_sampling: SGD steps after each sampling (20).
     batch_size: SGD minibatch (100).
@@ -55,7 +56,7 @@ class EnvConfig(NamedTuple):
   rel_epsilon: float = 1e-3
   max_iterations: int = 2000
   kmeans_iters: int = 50
-  cluster_batch: int = 8
+  ot_batching: str = "auto"
   num_samplings: int = 30
   steps_per_sampling: int = 20
   batch_size: int = 100
@@ -131,13 +132,9 @@ def cluster_states(key: jax.Array, emb: jax.Array, l_mask: jax.Array, u_mask: ja
   l_assign = cluster.kmeans(kl, emb, m, mask=l_mask, n_iter=cfg.kmeans_iters).assignment
   u_assign = cluster.kmeans(ku, emb, c, mask=u_mask, n_iter=cfg.kmeans_iters).assignment
 
-  def actions_of(args):
-    k, ci = args
-    return cluster.kmeans(k, emb, na, mask=u_assign == ci, n_iter=cfg.kmeans_iters).assignment
-
-  local = jax.lax.map(actions_of, (jax.random.split(ka, c), jnp.arange(c)),
-                      batch_size=min(c, cfg.cluster_batch))  # [C, n], −1 off-cluster
-  act_assign = jnp.where(u_assign >= 0, u_assign * na + jnp.max(local, axis=0), -1)
+  # Every U_c into A_c actions: the C k-means problems share one Lloyd loop.
+  local = grouped_kmeans(ka, emb, u_assign, c, na, n_iter=cfg.kmeans_iters).assignment
+  act_assign = jnp.where(u_assign >= 0, u_assign * na + local, -1)
 
   lm, lv, _ = ot.segment_moments(emb, l_assign, m)
   um, uv, _ = ot.segment_moments(emb, u_assign, c)
@@ -145,7 +142,8 @@ def cluster_states(key: jax.Array, emb: jax.Array, l_mask: jax.Array, u_mask: ja
 
   lx, lmask, _ = _gather(kg1, emb, l_assign, m, caps.l)
   ux, umask, _ = _gather(kg2, emb, u_assign, c, caps.u)
-  dist = ot.wasserstein_matrix(lx, ux, lmask, umask, cfg.rel_epsilon, cfg.max_iterations)
+  dist = ot.wasserstein_matrix(lx, ux, lmask, umask, cfg.rel_epsilon, cfg.max_iterations,
+                               batching=cfg.ot_batching)
   lmin = jnp.argmin(dist, axis=0)                                    # [C]
 
   state_c = jnp.concatenate([lm[lmin], lv[lmin], um, uv], axis=1)    # [C, 4D]
@@ -192,7 +190,8 @@ def _sample(key, emb, valid, trust, cfg: EnvConfig, caps: Caps) -> Sample:
   tgt_x = jnp.where(has[:, :, None], tcx, tx)                            # [C, cap_t, D]
   tgt_m = jnp.where(has, tcmask, tmask)
   tgt_x, tgt_m = jnp.repeat(tgt_x, na, axis=0), jnp.repeat(tgt_m, na, axis=0)
-  w = ot.wasserstein_pairs(ax, tgt_x, amask, tgt_m, cfg.rel_epsilon, cfg.max_iterations)
+  w = ot.wasserstein_pairs(ax, tgt_x, amask, tgt_m, cfg.rel_epsilon, cfg.max_iterations,
+                           batching=cfg.ot_batching)
   ok = (clu.act_counts > 0) & jnp.isfinite(w)
   return Sample(clu.states, clu.actions, jnp.where(ok, -w, 0.0), ok)
 

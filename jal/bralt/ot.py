@@ -1,8 +1,14 @@
 """Wasserstein costs between padded, masked point clouds (ott-jax Sinkhorn).
 
 Clouds of different sizes are padded to a fixed size; padding rows get weight 0, so a
-padded solve equals the unpadded one and many pairs can be solved together under
-``jax.vmap``. The entropic regulariser is always passed explicitly
+padded solve equals the unpadded one and many pairs can be solved together in one program.
+How the pairs are batched is a choice (``batching``): ``"vmap"`` runs one Sinkhorn loop for
+all pairs (every pair iterates until the slowest converges), ``"map"`` runs them one after
+another inside a ``lax.map`` (each stops at its own convergence). On XLA:CPU ``"map"`` is
+6–18× faster (vmapped while-loops run slowly there and most pairs of distant clusters
+converge in a few iterations); on accelerators ``"vmap"`` fills the device. ``"auto"`` picks
+by backend. The cost matrix is computed once per pair and handed to ott as a ``Geometry``
+(the point-cloud geometry recomputes it inside the loop). The entropic regulariser is always passed explicitly
 (``ε = rel_epsilon · mean cost`` over the *valid* pairs), because ott's default ε depends
 on the padding (SPEC appendix).
 
@@ -18,13 +24,15 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from ott.geometry import pointcloud
+from ott.geometry import geometry
 from ott.solvers import linear
 
 from jal.cluster import pairwise_sq_dists
 
-__all__ = ["wasserstein", "wasserstein_pairs", "wasserstein_matrix", "gather_clusters",
-           "segment_moments"]
+__all__ = ["BATCHINGS", "resolve_batching", "wasserstein", "wasserstein_pairs",
+           "wasserstein_matrix", "gather_clusters", "segment_moments"]
+
+BATCHINGS = ("auto", "vmap", "map")
 
 
 def _uniform(mask: jax.Array) -> jax.Array:
@@ -39,13 +47,15 @@ def _w2(x, y, x_mask, y_mask, epsilon, rel_epsilon, max_iterations, threshold):
   xm = jnp.where(x_ok, x_mask, True)
   ym = jnp.where(y_ok, y_mask, True)
   a, b = _uniform(xm), _uniform(ym)
+  cost = pairwise_sq_dists(x, y)
   if epsilon is None:
-    cost = pairwise_sq_dists(x, y)
     mean_cost = jnp.sum(a[:, None] * b[None, :] * cost)  # mean over valid pairs
     epsilon = jnp.where(mean_cost > 0, rel_epsilon * mean_cost, 1.0)
-  geom = pointcloud.PointCloud(x, y, epsilon=epsilon)
+  geom = geometry.Geometry(cost_matrix=cost, epsilon=epsilon)
   with jax.numpy_rank_promotion("allow"):  # ott relies on implicit rank promotion
-    out = linear.solve(geom, a, b, max_iterations=max_iterations, threshold=threshold)
+    # No gradient ever flows through these costs: skip ott's implicit-diff machinery.
+    out = linear.solve(geom, a, b, max_iterations=max_iterations, threshold=threshold,
+                       implicit_diff=None)
   return jnp.where(x_ok & y_ok, out.primal_cost, jnp.inf)
 
 
@@ -78,10 +88,19 @@ def wasserstein(x: jax.Array, y: jax.Array, x_mask: jax.Array | None = None,
   return _w2(x, y, x_mask, y_mask, epsilon, rel_epsilon, max_iterations, threshold)
 
 
+def resolve_batching(batching: str) -> str:
+  """``"auto"`` → ``"map"`` on CPU, ``"vmap"`` on accelerators; checks the name."""
+  if batching not in BATCHINGS:
+    raise ValueError(f"batching must be one of {BATCHINGS}, got {batching!r}")
+  if batching == "auto":
+    return "map" if jax.default_backend() == "cpu" else "vmap"
+  return batching
+
+
 def wasserstein_pairs(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks: jax.Array,
                       rel_epsilon: float = 1e-3, max_iterations: int = 2000,
-                      threshold: float = 1e-3) -> jax.Array:
-  """W₂² of ``P`` cloud pairs solved together (``vmap``; call inside ``jit``).
+                      threshold: float = 1e-3, batching: str = "auto") -> jax.Array:
+  """W₂² of ``P`` cloud pairs solved in one program (call inside ``jit``).
 
   Args:
     xs: ``[P, n, d]`` padded clouds.
@@ -91,23 +110,27 @@ def wasserstein_pairs(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks:
     rel_epsilon: ε relative to each pair's mean valid cost.
     max_iterations: Sinkhorn iterations cap.
     threshold: Sinkhorn threshold.
+    batching: ``"vmap"``, ``"map"`` or ``"auto"`` (see the module docstring); the results
+      agree to solver tolerance.
 
   Returns:
     ``[P]`` costs (``+inf`` where a cloud is empty).
   """
   fn = lambda x, y, xm, ym: _w2(x, y, xm, ym, None, rel_epsilon, max_iterations, threshold)
-  return jax.vmap(fn)(xs, ys, x_masks, y_masks)
+  if resolve_batching(batching) == "vmap":
+    return jax.vmap(fn)(xs, ys, x_masks, y_masks)
+  return jax.lax.map(lambda t: fn(*t), (xs, ys, x_masks, y_masks))
 
 
 def wasserstein_matrix(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks: jax.Array,
                        rel_epsilon: float = 1e-3, max_iterations: int = 2000,
-                       threshold: float = 1e-3) -> jax.Array:
+                       threshold: float = 1e-3, batching: str = "auto") -> jax.Array:
   """All-pairs W₂² ``[P, Q]`` between clouds ``xs [P, n, d]`` and ``ys [Q, m, d]``."""
   p, q = xs.shape[0], ys.shape[0]
   xi = jnp.repeat(jnp.arange(p), q)
   yi = jnp.tile(jnp.arange(q), p)
   out = wasserstein_pairs(xs[xi], ys[yi], x_masks[xi], y_masks[yi], rel_epsilon,
-                          max_iterations, threshold)
+                          max_iterations, threshold, batching)
   return out.reshape(p, q)
 
 

@@ -12,6 +12,7 @@
 """
 
 import functools
+import time
 
 import jax
 import jax.numpy as jnp
@@ -50,8 +51,17 @@ def diffset_mask(scores: jax.Array, labeled: jax.Array, budget: int, group: int 
   return labeled & (rank >= group * budget) & (rank < (group + 1) * budget)
 
 
-def _pad_rows(n: int, multiple: int) -> int:
-  return max(multiple, -(-n // multiple) * multiple)
+def _pad_rows(n: int, base: int) -> int:
+  """Geometric buckets ``base · 2^j ≥ n``: a run over rounds compiles ``O(log n)`` times."""
+  size = max(1, base)
+  while size < n:
+    size *= 2
+  return size
+
+
+def _bucket_rows(n_pad: int, base: int) -> int:
+  """Row count the caps are sized for: the smallest labeled set of ``n_pad``'s bucket."""
+  return n_pad if n_pad <= base else n_pad // 2 + 1
 
 
 def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.ndarray,
@@ -68,7 +78,8 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
     budget: ``b``.
     trust_cap: static bound on ``trust.sum()`` (padded size of the T′ cloud).
     global_ranking: one global ranking instead of A8's quotas.
-    pad_to: labeled rows are padded to a multiple of this (fewer recompiles).
+    pad_to: labeled rows are padded to ``pad_to · 2^j`` rows (``O(log n)`` compiles per run);
+      padded cloud sizes are set from the smallest labeled set of that bucket.
 
   Returns:
     ``(indices [≤ budget] np.int64, info dict)``.
@@ -87,16 +98,31 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
   rows = np.pad(idx_l, (0, n_pad - n_l))
   valid = np.arange(n_pad) < n_l
   trust_l = np.asarray(trust, bool)[rows] & valid
-  caps = env_lib.sample_caps(cfg, n_pad, trust_cap)
+  caps = env_lib.sample_caps(cfg, _bucket_rows(n_pad, pad_to), trust_cap)
   k_rl, k_sel = jax.random.split(key)
+  t0 = time.perf_counter()
   model, losses, _ = env_lib.run_rl(k_rl, emb[jnp.asarray(rows)], jnp.asarray(valid),
                                     jnp.asarray(trust_l), cfg, caps)
-  sel_caps = env_lib.Caps(env_lib.cloud_cap(cfg, n_pad, m),
-                          env_lib.cloud_cap(cfg, _pad_rows(n_u, pad_to), c), 1, 1, 1)
+  jax.block_until_ready(model)
+  t1 = time.perf_counter()
+  n_u_rows = _bucket_rows(_pad_rows(n_u, pad_to), pad_to)
+  sel_caps = env_lib.Caps(env_lib.cloud_cap(cfg, _bucket_rows(n_pad, pad_to), m),
+                          env_lib.cloud_cap(cfg, n_u_rows, c), 1, 1, 1)
   idx, pred, _ = select_lib.select_batch(k_sel, model, emb, jnp.asarray(labeled), cfg,
                                          sel_caps, budget, global_ranking)
   idx = np.asarray(idx)
-  return idx[idx >= 0], {"losses": np.asarray(losses), "pred": np.asarray(pred)}
+  return idx[idx >= 0], {"losses": np.asarray(losses), "pred": np.asarray(pred),
+                         "rl_seconds": t1 - t0, "selection_seconds": time.perf_counter() - t1}
+
+
+def _round_info(info: dict) -> dict:
+  """JSON-able per-round diagnostics: phase seconds and the reward net's learning curve."""
+  losses = info["losses"]
+  return {"rl_seconds": info["rl_seconds"], "selection_seconds": info["selection_seconds"],
+          "reward_loss_first": float(np.mean(losses[0])),
+          "reward_loss_last": float(np.mean(losses[-1])),
+          "pred_reward_spread": float(np.ptp(info["pred"][np.isfinite(info["pred"])]))
+          if np.isfinite(info["pred"]).any() else 0.0}
 
 
 def _score_fn(mode: str, tau, lam):
@@ -115,7 +141,7 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
                     learning_rate: float = 0.01, scale_targets: bool = True,
                     lprime_frac: float = 0.2, max_points: int = 1000, cap_factor: float = 2.0,
                     rel_epsilon: float = 1e-3, max_iterations: int = 2000,
-                    kmeans_iters: int = 50, cluster_batch: int = 8,
+                    kmeans_iters: int = 50, ot_batching: str = "auto",
                     global_ranking: bool = False, pad_to: int = 256,
                     trust_group: str = "trust", name: str = "bral_t") -> Strategy:
   """BRAL-T (Batch Reinforcement Active Learning with TrustSet).
@@ -138,9 +164,9 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
     rel_epsilon: Sinkhorn ε relative to the mean cost (A3: 1e-3).
     max_iterations: Sinkhorn iteration cap.
     kmeans_iters: Lloyd iteration cap.
-    cluster_batch: state clusters whose action k-means run together (memory knob).
+    ot_batching: Sinkhorn batching, ``"auto"`` / ``"map"`` / ``"vmap"`` (``jal.bralt.ot``).
     global_ranking: A8's alternative (one global ranking, no quotas).
-    pad_to: labeled rows are padded to a multiple of this.
+    pad_to: labeled rows are padded to ``pad_to · 2^j`` rows.
     trust_group: ``"trust"`` (TrustSet) or ``"diffset"`` (second-best global group).
     name: the strategy's name.
 
@@ -156,7 +182,7 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
         n_label_clusters=n_label_clusters or k, n_state_clusters=n_state_clusters or k,
         actions=actions, lprime_frac=lprime_frac, max_points=max_points,
         cap_factor=cap_factor, rel_epsilon=rel_epsilon, max_iterations=max_iterations,
-        kmeans_iters=kmeans_iters, cluster_batch=cluster_batch, num_samplings=num_samplings,
+        kmeans_iters=kmeans_iters, ot_batching=ot_batching, num_samplings=num_samplings,
         steps_per_sampling=steps_per_sampling, batch_size=batch_size,
         learning_rate=learning_rate, scale_targets=scale_targets)
     per_class = trustset.per_class_size(budget, k)
@@ -166,9 +192,9 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
     else:
       trust = diffset_mask(aux["scores"], ctx.labeled, budget, 1)
       trust_cap = budget
-    idx, _ = rl_select(key, aux["emb"], np.asarray(ctx.labeled), np.asarray(trust), cfg,
-                       budget, trust_cap, global_ranking, pad_to)
-    return idx
+    idx, info = rl_select(key, aux["emb"], np.asarray(ctx.labeled), np.asarray(trust), cfg,
+                          budget, trust_cap, global_ranking, pad_to)
+    return idx, _round_info(info)
 
   return Strategy(name, _score_fn(score_mode, tau, lam), pick)
 

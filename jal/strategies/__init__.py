@@ -8,6 +8,7 @@ from jal.strategies.base import (
   check_budget,
   finalize_indices,
   pick,
+  pick_with_info,
   select,
   top_k_unlabeled,
 )
@@ -20,7 +21,7 @@ from jal.strategies.uncertainty import (
   random_strategy,
 )
 
-__all__ = ["Context", "Strategy", "select", "pick", "check_budget", "finalize_indices",
+__all__ = ["Context", "Strategy", "select", "pick", "pick_with_info", "check_budget", "finalize_indices",
            "top_k_unlabeled", "STRATEGIES", "get_strategy", "register_strategy"]
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {

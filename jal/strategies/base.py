@@ -15,8 +15,8 @@ import numpy as np
 
 from jal.models.net import Net, Variables
 
-__all__ = ["Context", "Strategy", "select", "pick", "check_budget", "top_k_unlabeled",
-           "finalize_indices"]
+__all__ = ["Context", "Strategy", "select", "pick", "pick_with_info", "check_budget",
+           "top_k_unlabeled", "finalize_indices"]
 
 
 class Context(NamedTuple):
@@ -46,7 +46,8 @@ class Strategy(NamedTuple):
   Attributes:
     name: registry name.
     score: ``(key, ctx) -> aux`` pool-wide model work (may return ``None``).
-    pick: ``(key, ctx, aux, budget) -> [budget]`` int indices into the pool.
+    pick: ``(key, ctx, aux, budget) -> [budget]`` int indices into the pool, or
+      ``(indices, info)`` with a dict of JSON-able diagnostics (:func:`pick_with_info`).
   """
   name: str
   score: Callable[[jax.Array, Context], Any]
@@ -106,6 +107,19 @@ def select(strategy: Strategy, key: jax.Array, ctx: Context, budget: int) -> np.
 
 def pick(strategy: Strategy, key: jax.Array, ctx: Context, aux: Any, budget: int) -> np.ndarray:
   """The second half of ``select``: picks from precomputed ``aux`` and checks the result."""
+  return pick_with_info(strategy, key, ctx, aux, budget)[0]
+
+
+def pick_with_info(strategy: Strategy, key: jax.Array, ctx: Context, aux: Any, budget: int
+                   ) -> tuple[np.ndarray, dict]:
+  """:func:`pick` plus the strategy's diagnostics.
+
+  A strategy's ``pick`` may return ``(indices, info)`` with ``info`` a dict of JSON-able
+  diagnostics (e.g. BRAL-T's RL / selection seconds and reward-net losses); plain index
+  arrays give ``{}``.
+  """
   k_pick, k_fill = jax.random.split(key)
-  idx = jax.block_until_ready(strategy.pick(k_pick, ctx, aux, budget))
-  return finalize_indices(k_fill, idx, ctx.labeled, budget)
+  out = strategy.pick(k_pick, ctx, aux, budget)
+  idx, info = out if isinstance(out, tuple) and isinstance(out[1], dict) else (out, {})
+  idx = jax.block_until_ready(idx)
+  return finalize_indices(k_fill, idx, ctx.labeled, budget), info
