@@ -27,6 +27,8 @@ _WORKDIR = flags.DEFINE_string("workdir", "/tmp/jal_compare", "Output directory.
     allow_override=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX data dir (default: $JAL_DATA_DIR).",
     allow_override=True)
+_COLLECT = flags.DEFINE_bool("collect_only", False, "Only aggregate the finished runs in "
+    "--workdir (no training).", allow_override=True)
 
 
 def aggregate(results: dict[str, list[dict]]) -> dict:
@@ -38,6 +40,12 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
     secs = {k: float(np.mean([r[f"{k}_seconds"] for h in runs for r in h["rounds"]
                               if k == "train" or r.get("queried")]))
             for k in ("train", "score", "select")}
+    # Strategies that report phases of their pick (BRAL-T: RL and selection).
+    for k in ("rl", "selection"):
+      v = [r["pick_info"][f"{k}_seconds"] for h in runs for r in h["rounds"]
+           if f"{k}_seconds" in r.get("pick_info", {})]
+      if v:
+        secs[k] = float(np.mean(v))
     aubcs = [h["aubc"] for h in runs]
     faccs = [h["f_acc"] for h in runs]
     out[name] = {
@@ -55,15 +63,17 @@ def markdown_table(summary: dict) -> str:
   names = list(summary)
   counts = summary[names[0]]["n_labeled"]
   head = "| strategy | " + " | ".join(str(c) for c in counts) + " | AUBC | F-acc | train s | " \
-         "score s | select s |"
-  lines = [head, "|" + "---|" * (len(counts) + 6)]
+         "score s | select s | RL s | selection s | trials |"
+  lines = [head, "|" + "---|" * (len(counts) + 9)]
   for n in names:
     s = summary[n]
     accs = " | ".join(f"{m:.4f}±{d:.4f}" for m, d in zip(s["acc_mean"], s["acc_std"]))
     sec = s["seconds_per_round"]
     lines.append(f"| {n} | {accs} | {s['aubc'][0]:.4f}±{s['aubc'][1]:.4f} | "
                  f"{s['f_acc'][0]:.4f}±{s['f_acc'][1]:.4f} | {sec['train']:.2f} | "
-                 f"{sec['score']:.2f} | {sec['select']:.2f} |")
+                 f"{sec['score']:.2f} | {sec['select']:.2f} | "
+                 + " | ".join(f"{sec[k]:.2f}" if k in sec else "–" for k in ("rl", "selection"))
+                 + f" | {s['trials']} |")
   return "\n".join(lines) + "\n"
 
 
@@ -90,9 +100,34 @@ def compare(config_name: str, strategies: list[str], seeds: list[int], workdir: 
   return summary
 
 
+def collect(workdir: str, strategies: list[str], seeds: list[int]) -> dict:
+  """Aggregates the *finished* runs under ``workdir`` (unfinished or missing ones are
+  skipped); writes ``summary.json`` and ``table.md`` as :func:`compare` does."""
+  root = pathlib.Path(workdir)
+  results = {}
+  for name in strategies:
+    for seed in seeds:
+      path = root / name / f"seed{seed}" / "history.json"
+      if path.exists():
+        h = json.loads(path.read_text())
+        if "wall_seconds" in h:
+          results.setdefault(name, []).append(h)
+  if not results:
+    raise ValueError(f"no finished runs under {workdir}")
+  summary = aggregate(results)
+  (root / "summary.json").write_text(json.dumps(summary, indent=1))
+  table = markdown_table(summary)
+  (root / "table.md").write_text(table)
+  print(table, flush=True)
+  return summary
+
+
 def _main():
-  compare(_CONFIG.value, _STRATEGIES.value, [int(s) for s in _SEEDS.value], _WORKDIR.value,
-          _DATA_DIR.value)
+  seeds = [int(s) for s in _SEEDS.value]
+  if _COLLECT.value:
+    collect(_WORKDIR.value, _STRATEGIES.value, seeds)
+  else:
+    compare(_CONFIG.value, _STRATEGIES.value, seeds, _WORKDIR.value, _DATA_DIR.value)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,12 @@ def test_bral_t_end_to_end(digits):
     assert q.size == 15 and np.unique(q).size == 15 and not labeled[q].any()
     labeled[q] = True
   assert [r["n_labeled"] for r in hist.rounds] == [60, 75, 90]
+  # Each query round reports its RL / selection split and the reward net's losses.
+  for rec in hist.rounds[:-1]:
+    info = rec["pick_info"]
+    assert info["rl_seconds"] > 0 and info["selection_seconds"] > 0
+    assert np.isfinite(info["reward_loss_first"]) and np.isfinite(info["reward_loss_last"])
+  assert "pick_info" not in hist.rounds[-1]
 
 
 def test_no_rl_ablations_select_exactly_b(digits):

@@ -41,6 +41,7 @@ class EnvConfig(NamedTuple):
     kmeans_iters: Lloyd iterations cap.
     ot_batching: how the Sinkhorn problems of one step are batched (``"auto"``, ``"map"``,
       ``"vmap"``; :mod:`jal.bralt.ot`).
+    ot_momentum: Sinkhorn over-relaxation ω (``None``: plain Sinkhorn, the default).
     num_samplings: samplings per AL round (30).
     steps_per_sampling: SGD steps after each sampling (20).
     batch_size: SGD minibatch (100).
@@ -57,6 +58,7 @@ class EnvConfig(NamedTuple):
   max_iterations: int = 2000
   kmeans_iters: int = 50
   ot_batching: str = "auto"
+  ot_momentum: float | None = None
   num_samplings: int = 30
   steps_per_sampling: int = 20
   batch_size: int = 100
@@ -143,7 +145,7 @@ def cluster_states(key: jax.Array, emb: jax.Array, l_mask: jax.Array, u_mask: ja
   lx, lmask, _ = _gather(kg1, emb, l_assign, m, caps.l)
   ux, umask, _ = _gather(kg2, emb, u_assign, c, caps.u)
   dist = ot.wasserstein_matrix(lx, ux, lmask, umask, cfg.rel_epsilon, cfg.max_iterations,
-                               batching=cfg.ot_batching)
+                               batching=cfg.ot_batching, momentum=cfg.ot_momentum)
   lmin = jnp.argmin(dist, axis=0)                                    # [C]
 
   state_c = jnp.concatenate([lm[lmin], lv[lmin], um, uv], axis=1)    # [C, 4D]
@@ -191,7 +193,7 @@ def _sample(key, emb, valid, trust, cfg: EnvConfig, caps: Caps) -> Sample:
   tgt_m = jnp.where(has, tcmask, tmask)
   tgt_x, tgt_m = jnp.repeat(tgt_x, na, axis=0), jnp.repeat(tgt_m, na, axis=0)
   w = ot.wasserstein_pairs(ax, tgt_x, amask, tgt_m, cfg.rel_epsilon, cfg.max_iterations,
-                           batching=cfg.ot_batching)
+                           batching=cfg.ot_batching, momentum=cfg.ot_momentum)
   ok = (clu.act_counts > 0) & jnp.isfinite(w)
   return Sample(clu.states, clu.actions, jnp.where(ok, -w, 0.0), ok)
 

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from ott.geometry import geometry
 from ott.solvers import linear
+from ott.solvers.linear import acceleration
 
 from jal.cluster import pairwise_sq_dists
 
@@ -40,7 +41,8 @@ def _uniform(mask: jax.Array) -> jax.Array:
   return w / jnp.maximum(jnp.sum(w), 1.0)
 
 
-def _w2(x, y, x_mask, y_mask, epsilon, rel_epsilon, max_iterations, threshold):
+def _w2(x, y, x_mask, y_mask, epsilon, rel_epsilon, max_iterations, threshold,
+        momentum=None):
   """Unjitted core of :func:`wasserstein`."""
   x_ok, y_ok = jnp.any(x_mask), jnp.any(y_mask)
   # An empty cloud gets dummy uniform weights (keeps the solve finite); its cost is +inf.
@@ -52,11 +54,22 @@ def _w2(x, y, x_mask, y_mask, epsilon, rel_epsilon, max_iterations, threshold):
     mean_cost = jnp.sum(a[:, None] * b[None, :] * cost)  # mean over valid pairs
     epsilon = jnp.where(mean_cost > 0, rel_epsilon * mean_cost, 1.0)
   geom = geometry.Geometry(cost_matrix=cost, epsilon=epsilon)
-  with jax.numpy_rank_promotion("allow"):  # ott relies on implicit rank promotion
-    # No gradient ever flows through these costs: skip ott's implicit-diff machinery.
-    out = linear.solve(geom, a, b, max_iterations=max_iterations, threshold=threshold,
-                       implicit_diff=None)
-  return jnp.where(x_ok & y_ok, out.primal_cost, jnp.inf)
+
+  def solve(**kw):
+    with jax.numpy_rank_promotion("allow"):  # ott relies on implicit rank promotion
+      # No gradient ever flows through these costs: skip ott's implicit-diff machinery.
+      return linear.solve(geom, a, b, max_iterations=max_iterations, threshold=threshold,
+                          implicit_diff=None, **kw)
+
+  if momentum is None:
+    w = solve().primal_cost
+  else:
+    # Over-relaxed Sinkhorn (same fixed point, ~3× fewer iterations on overlapping clouds);
+    # a solve that did not converge or diverged is redone without momentum.
+    out = solve(momentum=acceleration.Momentum(value=momentum))
+    good = out.converged & jnp.isfinite(out.primal_cost)
+    w = jax.lax.cond(good, lambda: out.primal_cost, lambda: solve().primal_cost)
+  return jnp.where(x_ok & y_ok, w, jnp.inf)
 
 
 @functools.partial(jax.jit, static_argnames=("max_iterations",))
@@ -99,7 +112,8 @@ def resolve_batching(batching: str) -> str:
 
 def wasserstein_pairs(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks: jax.Array,
                       rel_epsilon: float = 1e-3, max_iterations: int = 2000,
-                      threshold: float = 1e-3, batching: str = "auto") -> jax.Array:
+                      threshold: float = 1e-3, batching: str = "auto",
+                      momentum: float | None = None) -> jax.Array:
   """W₂² of ``P`` cloud pairs solved in one program (call inside ``jit``).
 
   Args:
@@ -112,11 +126,15 @@ def wasserstein_pairs(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks:
     threshold: Sinkhorn threshold.
     batching: ``"vmap"``, ``"map"`` or ``"auto"`` (see the module docstring); the results
       agree to solver tolerance.
+    momentum: Sinkhorn over-relaxation ω ∈ (1, 2) (``None``: plain Sinkhorn). Problems that
+      do not converge with it are re-solved without (a ``lax.cond``: cheap with ``"map"``,
+      both branches run under ``"vmap"``).
 
   Returns:
     ``[P]`` costs (``+inf`` where a cloud is empty).
   """
-  fn = lambda x, y, xm, ym: _w2(x, y, xm, ym, None, rel_epsilon, max_iterations, threshold)
+  fn = lambda x, y, xm, ym: _w2(x, y, xm, ym, None, rel_epsilon, max_iterations, threshold,
+                                momentum)
   if resolve_batching(batching) == "vmap":
     return jax.vmap(fn)(xs, ys, x_masks, y_masks)
   return jax.lax.map(lambda t: fn(*t), (xs, ys, x_masks, y_masks))
@@ -124,13 +142,14 @@ def wasserstein_pairs(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks:
 
 def wasserstein_matrix(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks: jax.Array,
                        rel_epsilon: float = 1e-3, max_iterations: int = 2000,
-                       threshold: float = 1e-3, batching: str = "auto") -> jax.Array:
+                       threshold: float = 1e-3, batching: str = "auto",
+                       momentum: float | None = None) -> jax.Array:
   """All-pairs W₂² ``[P, Q]`` between clouds ``xs [P, n, d]`` and ``ys [Q, m, d]``."""
   p, q = xs.shape[0], ys.shape[0]
   xi = jnp.repeat(jnp.arange(p), q)
   yi = jnp.tile(jnp.arange(q), p)
   out = wasserstein_pairs(xs[xi], ys[yi], x_masks[xi], y_masks[yi], rel_epsilon,
-                          max_iterations, threshold, batching)
+                          max_iterations, threshold, batching, momentum)
   return out.reshape(p, q)
 
 

@@ -142,6 +142,7 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
                     lprime_frac: float = 0.2, max_points: int = 1000, cap_factor: float = 2.0,
                     rel_epsilon: float = 1e-3, max_iterations: int = 2000,
                     kmeans_iters: int = 50, ot_batching: str = "auto",
+                    ot_momentum: float | None = None,
                     global_ranking: bool = False, pad_to: int = 256,
                     trust_group: str = "trust", name: str = "bral_t") -> Strategy:
   """BRAL-T (Batch Reinforcement Active Learning with TrustSet).
@@ -165,6 +166,7 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
     max_iterations: Sinkhorn iteration cap.
     kmeans_iters: Lloyd iteration cap.
     ot_batching: Sinkhorn batching, ``"auto"`` / ``"map"`` / ``"vmap"`` (``jal.bralt.ot``).
+    ot_momentum: Sinkhorn over-relaxation ω (``None``: plain Sinkhorn).
     global_ranking: A8's alternative (one global ranking, no quotas).
     pad_to: labeled rows are padded to ``pad_to · 2^j`` rows.
     trust_group: ``"trust"`` (TrustSet) or ``"diffset"`` (second-best global group).
@@ -182,7 +184,8 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
         n_label_clusters=n_label_clusters or k, n_state_clusters=n_state_clusters or k,
         actions=actions, lprime_frac=lprime_frac, max_points=max_points,
         cap_factor=cap_factor, rel_epsilon=rel_epsilon, max_iterations=max_iterations,
-        kmeans_iters=kmeans_iters, ot_batching=ot_batching, num_samplings=num_samplings,
+        kmeans_iters=kmeans_iters, ot_batching=ot_batching, ot_momentum=ot_momentum,
+        num_samplings=num_samplings,
         steps_per_sampling=steps_per_sampling, batch_size=batch_size,
         learning_rate=learning_rate, scale_targets=scale_targets)
     per_class = trustset.per_class_size(budget, k)
