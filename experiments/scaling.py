@@ -105,7 +105,8 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
     from jal.bralt import env as env_lib
     from jal.bralt import reward_net as rn
     from jal.bralt import select as sel
-    cfg = env_lib.EnvConfig(kmeans_iters=10, cluster_batch=2)
+    cfg = env_lib.EnvConfig(kmeans_iters=5, cluster_batch=2, max_points=100,
+                            max_iterations=200)
     caps = env_lib.Caps(env_lib.cloud_cap(cfg, n_lab, cfg.n_label_clusters),
                         env_lib.cloud_cap(cfg, n - n_lab, cfg.n_state_clusters), 1, 1, 1)
     model = rn.init_reward_model(jax.random.key(1), 4 * dim, 2 * dim)
