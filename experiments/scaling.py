@@ -7,8 +7,10 @@ r"""Scaling benchmark: device scaling (1/2/4/8 devices) and pool-size scaling (1
   the throughput of sharded scoring (``jal.predict(..., mesh=...)``) and of
   ``jal.fit(..., mesh=...)``.
 * ``pool``: in one fresh process per (method, pool size), on synthetic embeddings, the
-  selection time (second call, compiled) and the peak resident memory (``ru_maxrss``: the
-  CPU backend has no ``memory_stats``) of Margin's top-k, CoreSet's greedy k-center,
+  selection time (second call, compiled) and memory: the CPU backend has no
+  ``memory_stats``, so the process's peak RSS (``ru_maxrss``) and the selection's own working
+  set (``VmHWM`` reset through ``/proc/self/clear_refs`` before the timed call, minus
+  ``VmRSS`` before it) of Margin's top-k, CoreSet's greedy k-center,
   BADGE's factored k-means++ and BRAL-T's selection step (``jal.bralt.select.select_batch``
   with a fresh reward net), plus the log-log slope of time and of memory against ``n``.
 """
@@ -39,6 +41,25 @@ K = 10  # classes of the synthetic logits
 
 def _rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _status_mib(field: str) -> float:
+  """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status`` (Linux), in MiB."""
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1]) / 1024.0
+  return float("nan")
+
+
+def _reset_peak_rss() -> bool:
+  """Resets ``VmHWM`` to the current RSS (``/proc/self/clear_refs``, Linux >= 4.0)."""
+  try:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+    return True
+  except OSError:
+    return False
 
 
 def _timed(fn, reps=3):
@@ -88,13 +109,15 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
   from jal.strategies.diversity import _badge_pick
   from jal.strategies.uncertainty import _top_prob_score
   rng = np.random.default_rng(0)
-  emb = jnp.asarray(rng.normal(size=(n, dim)).astype(np.float32))
-  logits = jnp.asarray(rng.normal(size=(n, K)).astype(np.float32))
+  # Drawn on the device in float32, so the RSS high-water mark after this line is the inputs.
+  emb = jax.random.normal(jax.random.key(10), (n, dim))
+  logits = jax.random.normal(jax.random.key(11), (n, K))
   labeled_np = np.zeros(n, bool)
   labeled_np[rng.choice(n, n_lab, replace=False)] = True
   labeled = jnp.asarray(labeled_np)
   jax.block_until_ready((emb, logits, labeled))
   rss_inputs = _rss_mib()
+  inputs_mib = (emb.nbytes + logits.nbytes + labeled.nbytes) / 2**20
   if method == "margin":
     fn = lambda: _top_prob_score(jal.scores.margin_score, logits, budget, labeled)
   elif method == "coreset":
@@ -114,10 +137,17 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
                                   budget)[0]
   else:
     raise ValueError(method)
-  seconds = _timed(fn, reps=1 if n >= 1_000_000 else 2)
+  jax.block_until_ready(fn())  # compile + warm up
+  # The selection's own working set: peak RSS during one compiled call over the RSS before.
+  base = _status_mib("VmRSS")
+  reset = _reset_peak_rss()
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn())
+  seconds = time.perf_counter() - t0
   return {"method": method, "n": n, "seconds": seconds, "peak_rss_mib": _rss_mib(),
-          "rss_after_inputs_mib": rss_inputs, "budget": budget, "n_labeled": n_lab,
-          "dim": dim}
+          "rss_after_inputs_mib": rss_inputs, "inputs_mib": inputs_mib,
+          "select_extra_mib": _status_mib("VmHWM") - base if reset else None,
+          "budget": budget, "n_labeled": n_lab, "dim": dim}
 
 
 def _spawn(args, timeout):
@@ -164,8 +194,7 @@ def _main():
         report["exponents"][m] = {
             "time": slope(ns, [r["seconds"] for r in ok]),
             "peak_rss": slope(ns, [r["peak_rss_mib"] for r in ok]),
-            "rss_over_inputs": slope(ns, [max(r["peak_rss_mib"] - r["rss_after_inputs_mib"],
-                                              1.0) for r in ok]),
+            "select_extra": slope(ns, [max(r["select_extra_mib"] or 0.0, 1.0) for r in ok]),
             "sizes": ns}
   with open(_OUT.value, "w") as f:
     json.dump(report, f, indent=1)

@@ -68,6 +68,12 @@ def main():
   out["fit_params_replicated"] = all(a.sharding.is_fully_replicated and
                                      len(a.sharding.device_set) == 8
                                      for a in jax.tree.leaves(r8.variables.params))
+  with sharding.use_mesh(mesh):  # one training step: what crosses devices?
+    st = jal.train._init_one(net, cfg, key)
+    st, xs, ys, ms = jal.train._place(mesh, st, x, y, jnp.asarray(labeled))
+    st, plan = jal.train._begin_one(st, key, ms, cfg.batch_size)
+  out["fit_step_max_all_gather"] = _largest_all_gather(
+      jal.train._step_one, mesh, net, cfg, st, plan, jnp.int32(0), xs, ys)
   masks = jnp.asarray(np.stack([labeled, np.roll(labeled, 3)]))
   m1 = jal.fit_many(jax.random.split(key, 2), net, cfg, x, y, masks)
   m8 = jal.fit_many(jax.random.split(key, 2), net, cfg, x, y, masks, mesh=mesh)

@@ -56,6 +56,8 @@ def test_sharded_fit_matches_and_replicates_params(eight):
   assert eight["fit_max_rel"] < 1e-3
   assert eight["fit_many_max_rel"] < 1e-2
   assert eight["fit_params_replicated"]
+  # A step gathers its minibatch rows from the sharded pool, never the pool itself.
+  assert 0 < eight["fit_step_max_all_gather"] <= 16
 
 
 @pytest.mark.parametrize("name", ["random", "margin", "coreset", "entropy", "badge", "kmeans"])
