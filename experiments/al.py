@@ -39,7 +39,8 @@ flags.DEFINE_float("stop_train_acc", None, "Stop training once train accuracy ex
 
 def _main():
   overrides = {k: flags.FLAGS[k].value for k in common.FLAG_KEYS}
-  common.run(common.resolve_config(_CONFIG.value, overrides), _WORKDIR.value, _DATA_DIR.value)
+  common.run(common.resolve_config(_CONFIG.value, overrides), _WORKDIR.value, _DATA_DIR.value,
+             mesh=common.mesh_from_flags())
 
 
 if __name__ == "__main__":

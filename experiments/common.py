@@ -8,12 +8,30 @@ import time
 from collections.abc import Callable
 
 import jax
+from absl import flags
 
 import jal
 from experiments import configs
+from jal import sharding
 
 __all__ = ["main_guard", "load_data", "build", "train_config", "loop_config", "FLAG_KEYS", "run",
-           "resolve_config", "run_key"]
+           "resolve_config", "run_key", "mesh_from_flags"]
+
+# Scale-out flags shared by every binary (allow_override: tests import several binaries).
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", None, "Call jax.distributed.initialize() first (multi-host; default: env "
+    "JAL_DISTRIBUTED=1). Only process 0 writes files and logs.", allow_override=True)
+_NUM_DEVICES = flags.DEFINE_integer(
+    "num_devices", None, "Shard pool and minibatches over a 'data' mesh of this many devices "
+    "(-1 = all devices, of every host); unset = one device, no mesh.", allow_override=True)
+
+
+def mesh_from_flags():
+  """The ``data`` mesh asked for by ``--num_devices`` (``None`` when unset)."""
+  n = _NUM_DEVICES.value
+  if n is None:
+    return None
+  return sharding.make_mesh(None if n < 0 else n)
 
 # Config keys a binary may override from the command line.
 FLAG_KEYS = ("dataset", "model", "strategy", "seed", "init_size", "budget", "rounds",
@@ -110,9 +128,15 @@ def resolve_config(name: str, overrides: dict) -> dict:
   return config
 
 
-def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool = True) -> dict:
-  """Runs the experiment of ``config`` in ``workdir``; returns the ``history.json`` dict."""
+def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool = True,
+        mesh=None) -> dict:
+  """Runs the experiment of ``config`` in ``workdir``; returns the ``history.json`` dict.
+
+  With a ``mesh`` the loop runs sharded (``jal.run_loop(..., mesh=...)``); under multi-host
+  JAX only process 0 prints and writes ``workdir``.
+  """
   t0 = time.perf_counter()
+  verbose = verbose and sharding.is_main_process()
   data = load_data(config, data_dir)
   net, strategy = build(config, data)
   if verbose:
@@ -120,14 +144,15 @@ def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool =
           f"{data.num_classes} classes; model {net.name}; strategy {strategy.name}", flush=True)
   history = jal.run_loop(
       run_key(config), data, net, train_config(config), strategy,
-      loop_config(config), workdir=workdir, verbose=verbose,
+      loop_config(config), workdir=workdir, verbose=verbose, mesh=mesh,
       extra_config={"seed": int(config["seed"]), "dropout": net.dropout,
                     "strategy_kwargs": strategy_kwargs(config),
                     "train_transform": config.get("train_transform")})
   summary = history.summary()
   summary["wall_seconds"] = time.perf_counter() - t0
   path = pathlib.Path(workdir) / "history.json"
-  path.write_text(json.dumps(summary, indent=1))
+  if sharding.is_main_process():
+    path.write_text(json.dumps(summary, indent=1))
   if verbose:
     print(f"AUBC {summary['aubc']:.4f}  F-acc {summary['f_acc']:.4f}  "
           f"({summary['wall_seconds']:.1f}s) -> {path}", flush=True)
@@ -138,6 +163,8 @@ def main_guard(body: Callable[[], object]) -> Callable[[list[str]], None]:
   """An absl ``main`` running ``body``; bad flags or data end with a message, not a traceback."""
   def main(argv):
     del argv
+    # Before any JAX computation: multi-host needs the coordinator first.
+    sharding.maybe_initialize_distributed(_DISTRIBUTED.value)
     try:
       body()
     except (FileNotFoundError, ValueError) as e:

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jal import metrics
+from jal import metrics, sharding
 from jal.data.dataset import Dataset
 from jal.models.net import Net
 from jal.strategies import Context, Strategy, check_budget, pick_with_info
@@ -156,7 +156,7 @@ def _try_resume(workdir, config: dict, key):
 def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
              strategy: Strategy, loop_config: LoopConfig, *, workdir: str | None = None,
              verbose: bool = True, extra_config: dict | None = None,
-             on_round: Callable[[int, dict], None] | None = None) -> History:
+             on_round: Callable[[int, dict], None] | None = None, mesh=None) -> History:
   """Runs the AL protocol on ``data`` (pool = train split, accuracy on the test split).
 
   Args:
@@ -171,12 +171,17 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
     verbose: print a per-round table and progress.
     extra_config: more JSON-able settings to record (and to check on resume).
     on_round: called as ``on_round(round, record)`` after each round.
+    mesh: optional ``jal.sharding`` mesh; training, scoring and selection then run split
+      along its ``data`` axis. Under multi-host JAX only process 0 prints and writes
+      ``workdir`` (every process still reads a checkpoint to resume).
 
   Returns:
     The ``History``.
   """
   x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
   n = x.shape[0]
+  main = sharding.is_main_process()
+  verbose = verbose and main
   loop_config.validate(n)
   config = {"dataset": data.name, "model": net.name, "strategy": strategy.name,
             **dataclasses.asdict(loop_config), "train": dataclasses.asdict(train_config),
@@ -196,7 +201,7 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
   for r in range(start, loop_config.rounds + 1):
     k_fit, k_sel = jax.random.split(jax.random.fold_in(k_rounds, r))
     t0 = time.perf_counter()
-    res = fit(k_fit, net, train_config, x, y, jnp.asarray(mask))
+    res = fit(k_fit, net, train_config, x, y, jnp.asarray(mask), mesh=mesh)
     jax.block_until_ready(res.variables)
     t_train = time.perf_counter() - t0
     acc = accuracy(net, res.variables, data.x_test, data.y_test, loop_config.chunk_size)
@@ -206,7 +211,7 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
            "score_seconds": 0.0, "select_seconds": 0.0, "queried": []}
     if r < loop_config.rounds:
       ctx = Context(net, res.variables, x, y, jnp.asarray(mask), net.num_classes,
-                    loop_config.chunk_size)
+                    loop_config.chunk_size, mesh)
       budget = check_budget(mask, loop_config.budget)
       k_score, k_pick = jax.random.split(k_sel)  # the same split as strategies.select
       t0 = time.perf_counter()
@@ -224,11 +229,11 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
                       if k.endswith("_seconds"))
       print(f"{r:>5} {rec['n_labeled']:>8} {acc:>8.4f} {t_train:>8.2f} "
             f"{rec['score_seconds']:>8.2f} {rec['select_seconds']:>8.2f}{extra}", flush=True)
-    if workdir:
+    if workdir and main:
       _save_checkpoint(workdir, mask, r + 1, key, history)
     if on_round:
       on_round(r, rec)
-  if workdir:
+  if workdir and main:
     accs = np.asarray(history.accuracies)
     counts = np.asarray([rr["n_labeled"] for rr in history.rounds])
     metrics.plot_curve({strategy.name: (counts, accs)}, pathlib.Path(workdir) / "curve.png",

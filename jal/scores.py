@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jal import sharding
 from jal.chunking import chunked_map
 from jal.models.net import Net, Variables
 
@@ -107,10 +108,20 @@ def _el2n(net, variables, x, y, chunk_size):
 _el2n_jit = jax.jit(_el2n, static_argnums=(0, 4))
 
 
+def _on_mesh(mesh, fn, variables, *args):
+  """Runs ``fn(variables, *args)`` as is, or under ``mesh`` with replicated variables (the
+  chunked pool work is then split along ``data``, see ``jal.chunking.chunked_map``)."""
+  if mesh is None:
+    return fn(variables, *args)
+  with sharding.use_mesh(mesh):
+    return fn(sharding.replicate(variables, mesh), *args)
+
+
 def el2n(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
-         chunk_size: int = 1024) -> jax.Array:
-  """EL2N scores ``[n]`` of ``(x [n, ...], y [n])`` under the model, in eval mode."""
-  return _el2n_jit(net, variables, x, y, int(chunk_size))
+         chunk_size: int = 1024, *, mesh=None) -> jax.Array:
+  """EL2N scores ``[n]`` of ``(x [n, ...], y [n])`` under the model, in eval mode (rows
+  split along ``data`` when a ``jal.sharding`` ``mesh`` is given)."""
+  return _on_mesh(mesh, lambda v, *a: _el2n_jit(net, v, *a), variables, x, y, int(chunk_size))
 
 
 def _grand(net, variables, x, y, chunk_size):
@@ -132,7 +143,7 @@ _grand_jit = jax.jit(_grand, static_argnums=(0, 4))
 
 
 def grand(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
-          chunk_size: int = 64) -> jax.Array:
+          chunk_size: int = 64, *, mesh=None) -> jax.Array:
   """GraNd = ‖∇_θ ℓ_CE(x, y)‖₂ per example (Paul et al. 2021), BatchNorm in eval mode.
 
   Per-example gradients come from ``vmap(grad(loss_of_one_example))`` over a chunk, so memory
@@ -143,12 +154,13 @@ def grand(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
     variables: model state.
     x: ``[n, H, W, C]`` inputs.
     y: ``[n]`` labels.
-    chunk_size: examples per vmapped chunk.
+    chunk_size: examples per vmapped chunk (per device under a mesh).
+    mesh: optional ``jal.sharding`` mesh; rows are split along ``data``.
 
   Returns:
     ``[n]`` gradient norms.
   """
-  return _grand_jit(net, variables, x, y, int(chunk_size))
+  return _on_mesh(mesh, lambda v, *a: _grand_jit(net, v, *a), variables, x, y, int(chunk_size))
 
 
 def margin_score(probs: jax.Array) -> jax.Array:
@@ -193,8 +205,9 @@ _mc_probs_jit = jax.jit(_mc_probs, static_argnums=(0, 4, 5))
 
 
 def mc_probs(net: Net, variables: Variables, x: jax.Array, key: jax.Array, samples: int = 10,
-             chunk_size: int = 1024) -> jax.Array:
-  """MC-dropout class probabilities ``[T, n, K]`` with dropout on before the head.
+             chunk_size: int = 1024, *, mesh=None) -> jax.Array:
+  """MC-dropout class probabilities ``[T, n, K]`` with dropout on before the head (the ``n``
+  axis split along ``data`` when a ``jal.sharding`` ``mesh`` is given).
 
   Raises:
     ValueError: if the network has no dropout (``net.dropout == 0``).
@@ -202,4 +215,5 @@ def mc_probs(net: Net, variables: Variables, x: jax.Array, key: jax.Array, sampl
   if net.dropout <= 0:
     raise ValueError(f"MC dropout needs a model with dropout > 0; {net.name!r} was built with "
                      "dropout=0 (pass dropout=..., e.g. --dropout=0.25)")
-  return _mc_probs_jit(net, variables, x, key, int(samples), int(chunk_size))
+  return _on_mesh(mesh, lambda v, *a: _mc_probs_jit(net, v, *a), variables, x, key,
+                  int(samples), int(chunk_size))

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jal import sharding
 from jal.chunking import chunked_map
 from jal.models.net import Net, Variables
 from jal.scores import superloss_weights
@@ -167,11 +168,13 @@ def _step(net: Net, config: TrainConfig, state: TrainState, plan: EpochPlan, s: 
   # ever sees real labeled examples and the shape stays fixed.
   idx = plan.order[pos % plan.n_lab]
   k_aug, k_drop = jax.random.split(jax.random.fold_in(plan.key, s))
-  xb = x[idx]
+  # Under a mesh (``fit(..., mesh=...)``) the minibatch is split along ``data``; parameters
+  # are replicated and ``jit`` all-reduces the gradients.
+  xb, yb, wb = (sharding.constrain_rows(a) for a in (x[idx], y[idx], wb))
   if config.augment == "crop_flip":
     xb = _augment(k_aug, xb)
   grads, (extra, c) = jax.grad(loss_fn, has_aux=True)(
-      state.variables.params, state.variables.extra, xb, y[idx], wb, k_drop)
+      state.variables.params, state.variables.extra, xb, yb, wb, k_drop)
   updates, opt_state = tx.update(grads, state.opt_state, state.variables.params)
   params = optax.apply_updates(state.variables.params, updates)
   new = state._replace(variables=Variables(params, extra), opt_state=opt_state,
@@ -266,8 +269,19 @@ def _run(many: bool, net, config, state, keys, x, y, mask, verbose, what):
   return FitResult(state.variables, state.epoch, state.train_acc)
 
 
+def _place(mesh, state, x, y, mask):
+  """Parameters and optimizer state replicated; the pool split along ``data`` when its size
+  allows (else replicated); the small labeled masks replicated."""
+  if mesh is None:
+    return state, x, y, mask
+  d = mesh.shape[sharding.DATA]
+  pool = (lambda a: jax.device_put(a, sharding.rows_sharding(mesh, a.ndim))) \
+      if x.shape[0] % d == 0 else (lambda a: sharding.replicate(a, mesh))
+  return sharding.replicate(state, mesh), pool(x), pool(y), sharding.replicate(mask, mesh)
+
+
 def fit(key: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: jax.Array,
-        mask: jax.Array, *, verbose: bool = False) -> FitResult:
+        mask: jax.Array, *, verbose: bool = False, mesh=None) -> FitResult:
   """Trains a fresh model on the rows of the pool where ``mask`` is True.
 
   Args:
@@ -278,18 +292,23 @@ def fit(key: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: jax.Arra
     y: pool labels ``[n]`` (only labeled rows are read).
     mask: ``[n]`` bool, the labeled set.
     verbose: print progress a few times per fit.
+    mesh: optional ``jal.sharding`` mesh: parameters replicated, minibatches (``batch_size``
+      should be a multiple of the device count) and the pool split along ``data``. ``None``
+      runs on the default device exactly as before.
 
   Returns:
     ``FitResult`` with the trained variables.
   """
   _check_pool(x, y, mask, net.num_classes)
   k_init, k_train = jax.random.split(key)
-  state = _init_one(net, config, k_init)
-  return _run(False, net, config, state, k_train, x, y, mask, verbose, "fit")
+  with sharding.use_mesh(mesh):
+    state = _init_one(net, config, k_init)
+    state, x, y, mask = _place(mesh, state, x, y, mask)
+    return _run(False, net, config, state, k_train, x, y, mask, verbose, "fit")
 
 
 def fit_many(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: jax.Array,
-             masks: jax.Array, *, verbose: bool = False) -> FitResult:
+             masks: jax.Array, *, verbose: bool = False, mesh=None) -> FitResult:
   """Trains ``k`` models at once, ``vmap``ped over keys and subset masks.
 
   Model ``i`` is trained exactly as ``fit(keys[i], net, config, x, y, masks[i])`` would train it
@@ -304,6 +323,8 @@ def fit_many(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: ja
     y: pool labels ``[n]`` (shared).
     masks: ``[k, n]`` bool subset masks.
     verbose: print progress.
+    mesh: optional ``jal.sharding`` mesh (see ``fit``); the ``k`` models are replicated and
+      each one's minibatch is split along ``data``.
 
   Returns:
     ``FitResult`` whose leaves have a leading ``[k]`` axis.
@@ -312,9 +333,11 @@ def fit_many(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: ja
     raise ValueError(f"masks must be [k, n] with k = {keys.shape[0]}, got {masks.shape}")
   _check_pool(x, y, masks, net.num_classes)
   split = jax.vmap(jax.random.split)(keys)
-  state = _init_many(net, config, split[:, 0])
-  return _run(True, net, config, state, split[:, 1], x, y, masks, verbose,
-              f"fit_many[{keys.shape[0]}]")
+  with sharding.use_mesh(mesh):
+    state = _init_many(net, config, split[:, 0])
+    state, x, y, masks = _place(mesh, state, x, y, masks)
+    return _run(True, net, config, state, split[:, 1], x, y, masks, verbose,
+                f"fit_many[{keys.shape[0]}]")
 
 
 def _predict(net: Net, variables: Variables, x: jax.Array, chunk_size: int):
@@ -327,9 +350,18 @@ def _predict(net: Net, variables: Variables, x: jax.Array, chunk_size: int):
 _predict_jit = jax.jit(_predict, static_argnums=(0, 3))
 
 
-def predict(net: Net, variables: Variables, x: jax.Array, chunk_size: int = 1024):
-  """Logits ``[n, K]`` and embeddings ``[n, D]`` of a pool, in fixed-size chunks (eval mode)."""
-  return _predict_jit(net, variables, x, int(chunk_size))
+def predict(net: Net, variables: Variables, x: jax.Array, chunk_size: int = 1024, *,
+            mesh=None):
+  """Logits ``[n, K]`` and embeddings ``[n, D]`` of a pool, in fixed-size chunks (eval mode).
+
+  With a ``mesh``, the variables are replicated, each device maps its own rows in chunks of
+  ``chunk_size`` and both outputs come back split along ``data`` (``n`` a multiple of the
+  device count; otherwise the pool is padded inside and the outputs trimmed to ``[n]``).
+  """
+  if mesh is None:
+    return _predict_jit(net, variables, x, int(chunk_size))
+  with sharding.use_mesh(mesh):
+    return _predict_jit(net, sharding.replicate(variables, mesh), x, int(chunk_size))
 
 
 def accuracy(net: Net, variables: Variables, x: jax.Array, y: jax.Array,

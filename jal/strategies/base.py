@@ -30,6 +30,9 @@ class Context(NamedTuple):
     labeled: ``[n]`` bool mask of the labeled set.
     num_classes: ``K``.
     chunk_size: rows per chunk for pool-wide inference.
+    mesh: optional ``jal.sharding`` mesh: pool-wide inference and the built-in strategies'
+      picks then run split along its ``data`` axis (``jal.sharded_select``); ``None`` runs
+      on one device.
   """
   net: Net
   variables: Variables
@@ -38,6 +41,7 @@ class Context(NamedTuple):
   labeled: jax.Array
   num_classes: int
   chunk_size: int = 1024
+  mesh: Any = None
 
 
 class Strategy(NamedTuple):

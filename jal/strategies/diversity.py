@@ -5,7 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jal import cluster
+from jal import cluster, sharded_select, sharding
 from jal.strategies.base import Context, Strategy
 from jal.train import predict
 
@@ -13,12 +13,15 @@ __all__ = ["coreset_strategy", "kmeans_strategy", "badge_strategy"]
 
 
 def _embed(key, ctx: Context):
-  return predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size)
+  return predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size, mesh=ctx.mesh)
 
 
 def coreset_strategy() -> Strategy:
   """Greedy k-center on penultimate embeddings (Sener & Savarese 2018)."""
   def pick(key, ctx: Context, out, budget):
+    if ctx.mesh is not None:
+      return sharded_select.kcenter_greedy(out[1], budget, ctx.labeled, ctx.mesh,
+                                           chunk_size=ctx.chunk_size)
     return cluster.kcenter_greedy(out[1], budget, ctx.labeled, chunk_size=ctx.chunk_size)
   return Strategy("coreset", _embed, pick)
 
@@ -34,8 +37,13 @@ def _kmeans_pick(key, emb, labeled, budget, n_iter):
 def kmeans_strategy(n_iter: int = 20) -> Strategy:
   """k-means with ``budget`` clusters on unlabeled embeddings; the point nearest each centre
   (DeepAL+ ``KMeansSampling``). Empty clusters are topped up at random by ``select``."""
-  return Strategy("kmeans", _embed,
-                  lambda key, ctx, out, b: _kmeans_pick(key, out[1], ctx.labeled, b, n_iter))
+  def pick(key, ctx: Context, out, budget):
+    if ctx.mesh is not None:
+      return sharded_select.nearest_to_centroids(key, out[1], budget, ~ctx.labeled, ctx.mesh,
+                                                 n_iter)
+    return _kmeans_pick(key, out[1], ctx.labeled, budget, n_iter)
+
+  return Strategy("kmeans", _embed, pick)
 
 
 @functools.partial(jax.jit, static_argnums=(4,))
@@ -45,10 +53,23 @@ def _badge_pick(key, logits, emb, labeled, budget):
   return cluster.kmeans_plusplus_factored(key, a, emb, budget, ~labeled)
 
 
+@jax.jit
+def _badge_factor(logits):
+  p = jax.nn.softmax(logits, -1)
+  return p - jax.nn.one_hot(jnp.argmax(p, -1), p.shape[-1], dtype=p.dtype)
+
+
 def badge_strategy() -> Strategy:
   """BADGE (Ash et al. 2020): k-means++ seeding on gradient embeddings
   ``g = (p − onehot(ŷ)) ⊗ e`` of the last layer, with ``‖g_i − g_j‖²`` computed in factored
   form so the ``[n, K·D]`` matrix is never built. The first centre is drawn uniformly (the
   original takes the largest-norm point)."""
-  return Strategy("badge", _embed,
-                  lambda key, ctx, out, b: _badge_pick(key, out[0], out[1], ctx.labeled, b))
+  def pick(key, ctx: Context, out, budget):
+    if ctx.mesh is not None:
+      with sharding.use_mesh(ctx.mesh):
+        a = _badge_factor(out[0])
+      return sharded_select.kmeans_plusplus_factored(key, a, out[1], budget, ~ctx.labeled,
+                                                     ctx.mesh)
+    return _badge_pick(key, out[0], out[1], ctx.labeled, budget)
+
+  return Strategy("badge", _embed, pick)

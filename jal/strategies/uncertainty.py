@@ -4,7 +4,7 @@ import functools
 
 import jax
 
-from jal import scores
+from jal import scores, sharded_select, sharding
 from jal.strategies.base import Context, Strategy, top_k_unlabeled
 from jal.train import predict
 
@@ -19,8 +19,14 @@ def _random_pick(key, labeled, budget):
 
 def random_strategy() -> Strategy:
   """Uniform sampling of unlabeled rows (DeepAL+ ``RandomSampling``)."""
-  return Strategy("random", lambda key, ctx: None,
-                  lambda key, ctx, aux, b: _random_pick(key, ctx.labeled, b))
+  def pick(key, ctx: Context, aux, budget):
+    if ctx.mesh is None:
+      return _random_pick(key, ctx.labeled, budget)
+    u = sharded_select.uniform_scores(key, ctx.labeled.shape[0], ctx.mesh)
+    return sharded_select.top_k_unlabeled(u[:ctx.labeled.shape[0]], ctx.labeled, budget,
+                                          ctx.mesh)
+
+  return Strategy("random", lambda key, ctx: None, pick)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
@@ -28,11 +34,25 @@ def _top_prob_score(score_fn, logits, budget, labeled):
   return top_k_unlabeled(score_fn(jax.nn.softmax(logits, -1)), labeled, budget)
 
 
+@functools.partial(jax.jit, static_argnums=(0,))
+def _prob_score(score_fn, logits):
+  return sharding.constrain_rows(score_fn(jax.nn.softmax(logits, -1)))
+
+
+def _sharded_top(ctx: Context, score_fn, values, budget):
+  """Scores computed where ``values`` live, then the sharded top-k with global merge."""
+  with sharding.use_mesh(ctx.mesh):
+    s = score_fn(values)
+  return sharded_select.top_k_unlabeled(s, ctx.labeled, budget, ctx.mesh)
+
+
 def _prob_strategy(name, score_fn) -> Strategy:
   def score(key, ctx: Context):
-    return predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size)[0]
+    return predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size, mesh=ctx.mesh)[0]
 
   def pick(key, ctx: Context, logits, budget):
+    if ctx.mesh is not None:
+      return _sharded_top(ctx, functools.partial(_prob_score, score_fn), logits, budget)
     return _top_prob_score(score_fn, logits, budget, ctx.labeled)
 
   return Strategy(name, score, pick)
@@ -61,8 +81,14 @@ def _bald_pick(mc, labeled, budget):
 def bald_strategy(samples: int = 10) -> Strategy:
   """BALD mutual information from ``samples`` MC-dropout passes (needs a dropout model)."""
   def score(key, ctx: Context):
-    return scores.mc_probs(ctx.net, ctx.variables, ctx.x, key, samples, ctx.chunk_size)
+    return scores.mc_probs(ctx.net, ctx.variables, ctx.x, key, samples, ctx.chunk_size,
+                           mesh=ctx.mesh)
 
-  return Strategy("bald", score, lambda key, ctx, mc, b: _bald_pick(mc, ctx.labeled, b))
+  def pick(key, ctx: Context, mc, budget):
+    if ctx.mesh is not None:
+      return _sharded_top(ctx, jax.jit(scores.bald_score), mc, budget)
+    return _bald_pick(mc, ctx.labeled, budget)
+
+  return Strategy("bald", score, pick)
 
 

@@ -1,0 +1,218 @@
+r"""Scaling benchmark: device scaling (1/2/4/8 devices) and pool-size scaling (10k/100k/1M).
+
+  python -m experiments.scaling --out=/tmp/jal_scaling.json
+
+* ``devices``: in one fresh process per device count (fake CPU devices via
+  ``jax_num_cpu_devices``; they share the host's cores, so no speed-up is expected on CPU),
+  the throughput of sharded scoring (``jal.predict(..., mesh=...)``) and of
+  ``jal.fit(..., mesh=...)``.
+* ``pool``: in one fresh process per (method, pool size), on synthetic embeddings, the
+  selection time (second call, compiled) and memory: the CPU backend has no
+  ``memory_stats``, so the process's peak RSS (``ru_maxrss``) and the selection's own working
+  set (``VmHWM`` reset through ``/proc/self/clear_refs`` before the timed call, minus
+  ``VmRSS`` before it) of Margin's top-k, CoreSet's greedy k-center,
+  BADGE's factored k-means++ and BRAL-T's selection step (``jal.bralt.select.select_batch``
+  with a fresh reward net), plus the log-log slope of time and of memory against ``n``.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+_OUT = flags.DEFINE_string("out", "/tmp/jal_scaling.json", "Where the JSON report goes.")
+_PART = flags.DEFINE_enum("part", "all", ["all", "devices", "pool"], "What to measure.")
+_DEVICES = flags.DEFINE_list("devices", ["1", "2", "4", "8"], "Device counts.")
+_SIZES = flags.DEFINE_list("pool_sizes", ["10000", "100000", "1000000"], "Pool sizes.")
+_METHODS = flags.DEFINE_list("methods", ["margin", "coreset", "badge", "bralt"], "Methods.")
+_BUDGET = flags.DEFINE_integer("budget", 100, "Points selected per round.")
+_N_LAB = flags.DEFINE_integer("n_labeled", 1000, "Labeled rows of the synthetic pool.")
+_DIM = flags.DEFINE_integer("dim", 32, "Embedding width D.")
+_CHUNK = flags.DEFINE_integer("chunk_size", 64, "CoreSet chunk of labeled rows.")
+_TIMEOUT = flags.DEFINE_integer("timeout", 120, "Seconds per worker process.")
+
+K = 10  # classes of the synthetic logits
+
+
+def _rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _status_mib(field: str) -> float:
+  """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status`` (Linux), in MiB."""
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1]) / 1024.0
+  return float("nan")
+
+
+def _reset_peak_rss() -> bool:
+  """Resets ``VmHWM`` to the current RSS (``/proc/self/clear_refs``, Linux >= 4.0)."""
+  try:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+    return True
+  except OSError:
+    return False
+
+
+def _timed(fn, reps=3):
+  import jax
+  jax.block_until_ready(fn())  # compile + warm up
+  best = np.inf
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    best = min(best, time.perf_counter() - t0)
+  return best
+
+
+def device_worker(d: int) -> dict:
+  """Scoring and fit throughput on a ``d``-device mesh (this process owns ``d`` devices)."""
+  import jax
+  jax.config.update("jax_num_cpu_devices", d)
+  import jax.numpy as jnp
+
+  import jal
+  from jal import sharding
+  mesh = sharding.make_mesh(d)
+  n, n_lab = 16384, 2048
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(n, 8, 8, 1)).astype(np.float32))
+  y = jnp.asarray(rng.integers(0, K, n).astype(np.int32))
+  mask = jnp.asarray(np.arange(n) < n_lab)
+  net = jal.make_net("mlp", (8, 8, 1), K, hidden=(128, 128))
+  v = sharding.replicate(net.init(jax.random.key(0)), mesh)
+  xs = sharding.shard_rows(x, mesh)
+  score_s = _timed(lambda: jal.predict(net, v, xs, 512, mesh=mesh))
+  cfg = jal.TrainConfig(epochs=2, batch_size=128)
+  fit = lambda: jal.fit(jax.random.key(1), net, cfg, x, y, mask, mesh=mesh).variables
+  fit_s = _timed(fit, reps=1)
+  return {"devices": d, "score_rows_per_s": n / score_s, "score_seconds": score_s,
+          "fit_examples_per_s": cfg.epochs * n_lab / fit_s, "fit_seconds": fit_s,
+          "pool": n, "labeled": n_lab, "batch_size": cfg.batch_size}
+
+
+def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: int) -> dict:
+  """Selection time and peak RSS of one method on a synthetic pool of ``n`` rows."""
+  import jax
+  import jax.numpy as jnp
+
+  import jal
+  from jal import cluster
+  from jal.strategies.diversity import _badge_pick
+  from jal.strategies.uncertainty import _top_prob_score
+  rng = np.random.default_rng(0)
+  # Drawn on the device in float32, so the RSS high-water mark after this line is the inputs.
+  emb = jax.random.normal(jax.random.key(10), (n, dim))
+  logits = jax.random.normal(jax.random.key(11), (n, K))
+  labeled_np = np.zeros(n, bool)
+  labeled_np[rng.choice(n, n_lab, replace=False)] = True
+  labeled = jnp.asarray(labeled_np)
+  jax.block_until_ready((emb, logits, labeled))
+  rss_inputs = _rss_mib()
+  inputs_mib = (emb.nbytes + logits.nbytes + labeled.nbytes) / 2**20
+  if method == "margin":
+    fn = lambda: _top_prob_score(jal.scores.margin_score, logits, budget, labeled)
+  elif method == "coreset":
+    fn = lambda: cluster.kcenter_greedy(emb, budget, labeled, chunk_size=chunk)
+  elif method == "badge":
+    fn = lambda: _badge_pick(jax.random.key(0), logits, emb, labeled, budget)
+  elif method == "bralt":
+    from jal.bralt import env as env_lib
+    from jal.bralt import reward_net as rn
+    from jal.bralt import select as sel
+    # The reduced Fashion-MNIST protocol's settings (bralt_fmnist_reduced).
+    cfg = env_lib.EnvConfig(max_points=256, rel_epsilon=1e-2, ot_momentum=1.5)
+    caps = env_lib.Caps(env_lib.cloud_cap(cfg, n_lab, cfg.n_label_clusters),
+                        env_lib.cloud_cap(cfg, n - n_lab, cfg.n_state_clusters), 1, 1, 1)
+    model = rn.init_reward_model(jax.random.key(1), 4 * dim, 2 * dim)
+    fn = lambda: sel.select_batch(jax.random.key(0), model, emb, labeled, cfg, caps,
+                                  budget)[0]
+  else:
+    raise ValueError(method)
+  jax.block_until_ready(fn())  # compile + warm up
+  # The selection's own working set: peak RSS during one compiled call over the RSS before.
+  base = _status_mib("VmRSS")
+  reset = _reset_peak_rss()
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn())
+  seconds = time.perf_counter() - t0
+  return {"method": method, "n": n, "seconds": seconds, "peak_rss_mib": _rss_mib(),
+          "rss_after_inputs_mib": rss_inputs, "inputs_mib": inputs_mib,
+          "select_extra_mib": _status_mib("VmHWM") - base if reset else None,
+          "budget": budget, "n_labeled": n_lab, "dim": dim}
+
+
+def _spawn(args, timeout):
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  t0 = time.perf_counter()
+  try:
+    proc = subprocess.run([sys.executable, "-m", "experiments.scaling", "--worker", *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+  except subprocess.TimeoutExpired:
+    return {"error": f"timeout after {timeout}s", "args": args}
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("JSON")]
+  if proc.returncode or not lines:
+    return {"error": proc.stderr[-1500:], "args": args}
+  out = json.loads(lines[-1][4:])
+  out["process_seconds"] = time.perf_counter() - t0
+  return out
+
+
+def slope(xs, ys) -> float:
+  """Least-squares slope of ``log y`` against ``log x`` (the scaling exponent)."""
+  return float(np.polyfit(np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float)), 1)[0])
+
+
+def _main():
+  report = {"devices": [], "pool": [], "exponents": {}}
+  if _PART.value in ("all", "devices"):
+    for d in _DEVICES.value:
+      r = _spawn(["devices", d], _TIMEOUT.value)
+      report["devices"].append(r)
+      print(json.dumps(r), flush=True)
+  if _PART.value in ("all", "pool"):
+    for m in _METHODS.value:
+      rows = []
+      for n in _SIZES.value:
+        r = _spawn(["pool", m, n, str(_BUDGET.value), str(_N_LAB.value), str(_DIM.value),
+                    str(_CHUNK.value)], _TIMEOUT.value)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+      report["pool"] += rows
+      ok = [r for r in rows if "error" not in r]
+      if len(ok) >= 2:
+        ns = [r["n"] for r in ok]
+        report["exponents"][m] = {
+            "time": slope(ns, [r["seconds"] for r in ok]),
+            "peak_rss": slope(ns, [r["peak_rss_mib"] for r in ok]),
+            "select_extra": slope(ns, [max(r["select_extra_mib"] or 0.0, 1.0) for r in ok]),
+            "sizes": ns}
+  with open(_OUT.value, "w") as f:
+    json.dump(report, f, indent=1)
+  print(json.dumps(report["exponents"], indent=1))
+  print(f"-> {_OUT.value}")
+
+
+def _worker(argv):
+  kind = argv[0]
+  if kind == "devices":
+    out = device_worker(int(argv[1]))
+  else:
+    out = pool_worker(argv[1], *map(int, argv[2:]))
+  print("JSON" + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+  if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+    _worker(sys.argv[2:])
+  else:
+    app.run(lambda argv: _main())

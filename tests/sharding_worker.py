@@ -1,0 +1,148 @@
+"""Runs the 8-device sharding checks in a fresh process and prints one JSON line.
+
+The pytest process keeps its 1-device CPU backend, so ``tests/test_sharding.py`` starts this
+script with ``jax_num_cpu_devices=8`` and asserts on its output. Shapes are tiny.
+
+  python tests/sharding_worker.py [num_devices]
+"""
+
+import json
+import re
+import sys
+
+import jax
+
+jax.config.update("jax_num_cpu_devices", int(sys.argv[1]) if len(sys.argv) > 1 else 8)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+
+import jal  # noqa: E402
+from jal import cluster, sharded_select, sharding  # noqa: E402
+
+N = 256       # pool rows, a multiple of 8
+N_LAB = 40
+BUDGET = 12
+
+
+def _max_rel(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.max(np.abs(a - b) / (np.abs(b) + 1e-6)))
+
+
+def _spec(a):
+  return str(a.sharding.spec) if hasattr(a.sharding, "spec") else "single"
+
+
+def _largest_all_gather(jitted, mesh, *args, **kwargs):
+  """Elements of the largest all-gather result in the compiled HLO (0 if none)."""
+  with sharding.use_mesh(mesh):
+    txt = jitted.lower(*args, **kwargs).compile().as_text()
+  sizes = [0]
+  for m in re.finditer(r"= \(?([a-z0-9]+)\[([0-9,]*)\][^=]*? all-gather\(", txt):
+    sizes.append(int(np.prod([int(d) for d in m.group(2).split(",") if d] or [1])))
+  return max(sizes)
+
+
+def main():
+  out = {"devices": jax.device_count()}
+  mesh = sharding.make_mesh()
+  digits = load_digits()
+  x = digits.images[:N].astype(np.float32)
+  x = jnp.asarray(((x - x.mean()) / x.std())[..., None])
+  y = jnp.asarray(digits.target[:N].astype(np.int32))
+  rng = np.random.default_rng(0)
+  labeled = np.zeros(N, bool)
+  labeled[rng.choice(N, N_LAB, replace=False)] = True
+  net = jal.make_net("mlp", x.shape[1:], 10, hidden=(32,))
+  cfg = jal.TrainConfig(epochs=3, batch_size=16)
+  key = jax.random.key(0)
+
+  # 1. fit: sharded vs single device.
+  r1 = jal.fit(key, net, cfg, x, y, jnp.asarray(labeled))
+  r8 = jal.fit(key, net, cfg, x, y, jnp.asarray(labeled), mesh=mesh)
+  out["fit_max_rel"] = max(_max_rel(a, b) for a, b in zip(jax.tree.leaves(r8.variables.params),
+                                                         jax.tree.leaves(r1.variables.params)))
+  out["fit_params_replicated"] = all(a.sharding.is_fully_replicated and
+                                     len(a.sharding.device_set) == 8
+                                     for a in jax.tree.leaves(r8.variables.params))
+  with sharding.use_mesh(mesh):  # one training step: what crosses devices?
+    st = jal.train._init_one(net, cfg, key)
+    st, xs, ys, ms = jal.train._place(mesh, st, x, y, jnp.asarray(labeled))
+    st, plan = jal.train._begin_one(st, key, ms, cfg.batch_size)
+  out["fit_step_max_all_gather"] = _largest_all_gather(
+      jal.train._step_one, mesh, net, cfg, st, plan, jnp.int32(0), xs, ys)
+  masks = jnp.asarray(np.stack([labeled, np.roll(labeled, 3)]))
+  m1 = jal.fit_many(jax.random.split(key, 2), net, cfg, x, y, masks)
+  m8 = jal.fit_many(jax.random.split(key, 2), net, cfg, x, y, masks, mesh=mesh)
+  out["fit_many_max_rel"] = max(_max_rel(a, b) for a, b in
+                                zip(jax.tree.leaves(m8.variables.params),
+                                    jax.tree.leaves(m1.variables.params)))
+
+  # 2. chunked scoring: sharded vs single device, on the same variables.
+  v = r1.variables
+  l1, e1 = jal.predict(net, v, x, 16)
+  l8, e8 = jal.predict(net, v, sharding.shard_rows(x, mesh), 16, mesh=mesh)
+  out["predict_max_rel"] = max(_max_rel(l8, l1), _max_rel(e8, e1))
+  out["predict_specs"] = [_spec(l8), _spec(e8)]
+  s1 = jal.scores.el2n(net, v, x, y, 16)
+  s8 = jal.scores.el2n(net, v, x, y, 16, mesh=mesh)
+  out["el2n_max_rel"] = _max_rel(s8, s1)
+  out["el2n_spec"] = _spec(s8)
+  lo, _ = jal.predict(net, v, x[:N - 3], 16, mesh=mesh)  # not a multiple of 8: padded inside
+  out["predict_uneven_max_rel"] = _max_rel(lo, l1[:N - 3])
+  out["predict_max_all_gather"] = _largest_all_gather(
+      jal.train._predict_jit, mesh, net, sharding.replicate(v, mesh),
+      sharding.shard_rows(x, mesh), 16)
+
+  # 3. one AL round (fit + score + select), same seed, single device vs mesh.
+  same = {}
+  for name in ("random", "margin", "entropy", "coreset", "badge", "kmeans"):
+    strat = jal.get_strategy(name)
+    picks = []
+    for m in (None, mesh):
+      res = jal.fit(key, net, cfg, x, y, jnp.asarray(labeled), mesh=m)
+      ctx = jal.Context(net, res.variables, x, y, jnp.asarray(labeled), 10, 32, m)
+      picks.append(jal.select(strat, jax.random.key(1), ctx, BUDGET).tolist())
+    same[name] = picks[0] == picks[1]
+    out[f"picks_{name}"] = picks
+  out["round_same"] = same
+
+  # 4. sharded selection primitives: equality, output shardings, no pool-sized all-gather.
+  emb = jax.random.normal(jax.random.key(2), (N, 6))
+  a = jax.random.normal(jax.random.key(3), (N, 4))
+  lab = jnp.asarray(labeled)
+  sc = jnp.round(jax.random.normal(jax.random.key(4), (N,)), 1)  # many ties
+  out["topk_same"] = np.array_equal(sharded_select.top_k_unlabeled(sc, lab, 20, mesh),
+                                    jal.strategies.top_k_unlabeled(sc, lab, 20))
+  out["kcenter_same"] = np.array_equal(
+      sharded_select.kcenter_greedy(emb, 15, labeled, mesh, chunk_size=8),
+      cluster.kcenter_greedy(emb, 15, lab, chunk_size=8))
+  out["kpp_factored_same"] = np.array_equal(
+      sharded_select.kmeans_plusplus_factored(key, a, emb, 10, ~lab, mesh),
+      cluster.kmeans_plusplus_factored(key, a, emb, 10, ~lab))
+  k8 = sharded_select.kmeans(key, emb, 5, ~lab, mesh, n_iter=20)
+  k1 = cluster.kmeans(key, emb, 5, ~lab, n_iter=20)
+  out["kmeans_same_assignment"] = np.array_equal(k8.assignment, k1.assignment)
+  out["kmeans_inertia_rel"] = _max_rel(k8.inertia, k1.inertia)
+  out["kmeans_specs"] = [_spec(k8.assignment), _spec(k8.centroids)]
+  xs, av = sharding.shard_rows(emb, mesh), sharding.shard_rows(~lab, mesh)
+  sp, lp = sharding.shard_rows(sc, mesh), sharding.shard_rows(lab, mesh)
+  out["max_all_gather"] = {
+      "top_k": _largest_all_gather(sharded_select._top_k, mesh, sp, lp, budget=20),
+      "kcenter": _largest_all_gather(
+          sharded_select._kcenter, mesh, xs, av, jnp.arange(64, dtype=jnp.int32),
+          jnp.arange(64) < N_LAB, jnp.zeros((N,)), budget=15, chunk=8),
+      "kmeans_pp_factored": _largest_all_gather(
+          sharded_select._kpp_factored, mesh, key, sharding.shard_rows(a, mesh), xs, av, k=10),
+      "kmeans": _largest_all_gather(sharded_select._kmeans, mesh, key, xs, av, k=5, n_iter=20,
+                                    tol=1e-6),
+  }
+  out["n"] = N
+  print("JSON" + json.dumps(out))
+
+
+if __name__ == "__main__":
+  main()

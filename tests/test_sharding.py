@@ -1,0 +1,181 @@
+"""Scale-out: mesh helpers in-process (1 device) and the 8-fake-device checks in a subprocess.
+
+The pytest process has already initialised a 1-device CPU backend, so the 8-device checks
+run once in ``tests/sharding_worker.py`` (``jax_num_cpu_devices=8``) and are asserted here.
+Multi-host helpers are tested as far as one process allows (``process_count() == 1``).
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jal
+from jal import sharded_select, sharding
+from jal.chunking import chunked_map
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def eight():
+  """The JSON report of ``sharding_worker.py`` on 8 fake CPU devices."""
+  env = dict(os.environ, PYTHONPATH=str(_REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env.pop("XLA_FLAGS", None)
+  proc = subprocess.run([sys.executable, str(_REPO / "tests" / "sharding_worker.py"), "8"],
+                        capture_output=True, text=True, env=env, timeout=600)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("JSON")]
+  assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+  return json.loads(lines[-1][4:])
+
+
+def test_worker_saw_eight_devices(eight):
+  assert eight["devices"] == 8
+
+
+def test_sharded_scoring_equals_single_device(eight):
+  assert eight["predict_max_rel"] <= 1e-5
+  assert eight["el2n_max_rel"] <= 1e-5
+  assert eight["predict_uneven_max_rel"] <= 1e-5
+
+
+def test_scoring_outputs_are_row_sharded(eight):
+  assert eight["predict_specs"] == ["P('data',)", "P('data',)"]
+  assert eight["el2n_spec"] == "P('data',)"
+  assert eight["predict_max_all_gather"] == 0
+
+
+def test_sharded_fit_matches_and_replicates_params(eight):
+  # Gradients are all-reduced in another order: equal up to float rounding over 3 epochs.
+  assert eight["fit_max_rel"] < 1e-3
+  assert eight["fit_many_max_rel"] < 1e-2
+  assert eight["fit_params_replicated"]
+  # A step gathers its minibatch rows from the sharded pool, never the pool itself.
+  assert 0 < eight["fit_step_max_all_gather"] <= 16
+
+
+@pytest.mark.parametrize("name", ["random", "margin", "coreset", "entropy", "badge", "kmeans"])
+def test_sharded_round_selects_same_indices(eight, name):
+  single, sharded = eight[f"picks_{name}"]
+  assert len(single) == len(set(single)) > 0
+  assert sharded == single
+
+
+def test_sharded_selection_primitives_equal_single_device(eight):
+  assert eight["topk_same"]  # with many tied scores: lowest global index wins
+  assert eight["kcenter_same"]
+  assert eight["kpp_factored_same"]
+  assert eight["kmeans_same_assignment"]
+  assert eight["kmeans_inertia_rel"] < 1e-5
+  assert eight["kmeans_specs"] == ["P('data',)", "P()"]
+
+
+def test_selection_never_gathers_the_pool(eight):
+  n = eight["n"]
+  gathers = eight["max_all_gather"]
+  # top-k gathers only devices·k candidates; the others only per-device argmax partials.
+  assert gathers["top_k"] == 8 * 20
+  for name in ("kcenter", "kmeans_pp_factored", "kmeans"):
+    assert gathers[name] < n // 8, (name, gathers[name])
+
+
+# ------------------------------------------------------------------ in-process, 1 device
+
+
+def test_make_mesh_and_placement():
+  mesh = sharding.make_mesh()
+  assert mesh.axis_names == ("data",) and mesh.shape["data"] == jax.device_count()
+  with pytest.raises(ValueError):
+    sharding.make_mesh(jax.device_count() + 1)
+  x = sharding.shard_rows(np.arange(5.0), mesh)
+  assert x.sharding.spec == jax.sharding.PartitionSpec("data")
+  p = sharding.replicate({"w": jnp.ones(3)}, mesh)
+  assert p["w"].sharding.is_fully_replicated
+
+
+def test_pad_rows_and_padded_size():
+  assert sharding.padded_size(10, 8) == 16 and sharding.padded_size(16, 8) == 16
+  x = np.arange(6.0).reshape(3, 2)
+  np.testing.assert_array_equal(sharding.pad_rows(x, 5)[3:], [[4.0, 5.0], [4.0, 5.0]])
+  np.testing.assert_array_equal(sharding.pad_rows(x, 4, fill=-1.0)[3], [-1.0, -1.0])
+
+
+def test_constraints_are_noops_without_mesh():
+  @jax.jit
+  def f(x):
+    assert sharding.data_size() == 1
+    return sharding.constrain_rows(x) + sharding.constrain_replicated(x)
+  np.testing.assert_array_equal(f(jnp.arange(4.0)), 2 * jnp.arange(4.0))
+
+
+def test_chunked_map_under_one_device_mesh_unchanged():
+  x = jnp.arange(10.0)
+  plain = jax.jit(lambda a: chunked_map(lambda c: c[0] * 3, (a,), 3))
+  with sharding.use_mesh(sharding.make_mesh(1)):
+    meshed = plain(x)
+  np.testing.assert_array_equal(meshed, plain(x))
+
+
+def test_fit_with_one_device_mesh_equals_fit():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(32, 4, 4, 1)).astype(np.float32))
+  y = jnp.asarray(rng.integers(0, 3, 32).astype(np.int32))
+  mask = jnp.asarray(np.arange(32) < 12)
+  net = jal.make_net("mlp", (4, 4, 1), 3, hidden=(8,))
+  cfg = jal.TrainConfig(epochs=2, batch_size=4)
+  a = jal.fit(jax.random.key(0), net, cfg, x, y, mask)
+  b = jal.fit(jax.random.key(0), net, cfg, x, y, mask, mesh=sharding.make_mesh(1))
+  for u, v in zip(jax.tree.leaves(a.variables), jax.tree.leaves(b.variables)):
+    np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
+
+
+def test_sharded_top_k_pads_uneven_pool_and_matches():
+  s = jnp.asarray(np.random.default_rng(1).normal(size=13).astype(np.float32))
+  lab = jnp.asarray(np.arange(13) % 4 == 0)
+  got = sharded_select.top_k_unlabeled(s, lab, 5, sharding.make_mesh())
+  np.testing.assert_array_equal(got, jal.strategies.top_k_unlabeled(s, lab, 5))
+
+
+def test_process_rows_single_process():
+  mesh = sharding.make_mesh()
+  assert jax.process_count() == 1
+  assert sharding.process_rows(10, mesh) == (0, sharding.padded_size(10, mesh.shape["data"]))
+  start, stop = sharding.process_rows(10, mesh)
+  local = sharding.pad_rows(np.arange(10.0), stop - start)
+  g = sharding.shard_process_rows(local, 10, mesh)
+  assert g.shape == (stop,) and g.sharding.spec == jax.sharding.PartitionSpec("data")
+  np.testing.assert_array_equal(np.asarray(g)[:10], np.arange(10.0))
+
+
+def test_distributed_flag_off_does_not_initialize(monkeypatch):
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append(1))
+  monkeypatch.delenv("JAL_DISTRIBUTED", raising=False)
+  assert not sharding.maybe_initialize_distributed()
+  monkeypatch.setenv("JAL_DISTRIBUTED", "1")
+  assert sharding.maybe_initialize_distributed()
+  assert not sharding.maybe_initialize_distributed(False)
+  assert calls == [1]
+
+
+def test_only_main_process_writes(tmp_path, monkeypatch):
+  from jal.data.dataset import Dataset
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(40, 4, 4, 1)).astype(np.float32)
+  y = rng.integers(0, 3, 40).astype(np.int32)
+  data = Dataset(x, y, x[:0], y[:0], x[:8], y[:8], 3, "toy")
+  net = jal.make_net("mlp", (4, 4, 1), 3, hidden=(8,))
+  args = (jax.random.key(0), data, net, jal.TrainConfig(epochs=1, batch_size=8),
+          jal.get_strategy("random"), jal.LoopConfig(8, 4, 1))
+  monkeypatch.setattr(jax, "process_index", lambda: 1)
+  jal.run_loop(*args, workdir=str(tmp_path / "p1"), verbose=False)
+  assert not (tmp_path / "p1").exists()
+  monkeypatch.setattr(jax, "process_index", lambda: 0)
+  jal.run_loop(*args, workdir=str(tmp_path / "p0"), verbose=False)
+  assert (tmp_path / "p0" / "history.json").exists()
