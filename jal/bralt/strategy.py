@@ -105,9 +105,10 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
                                     jnp.asarray(trust_l), cfg, caps)
   jax.block_until_ready(model)
   t1 = time.perf_counter()
-  n_u_rows = _bucket_rows(_pad_rows(n_u, pad_to), pad_to)
-  sel_caps = env_lib.Caps(env_lib.cloud_cap(cfg, _bucket_rows(n_pad, pad_to), m),
-                          env_lib.cloud_cap(cfg, n_u_rows, c), 1, 1, 1)
+  # Selection clouds are sized from the (fixed) pool size, so the selection program
+  # compiles once per run whatever the labeled count (larger clusters are subsampled).
+  n = labeled.size
+  sel_caps = env_lib.Caps(env_lib.cloud_cap(cfg, n, m), env_lib.cloud_cap(cfg, n, c), 1, 1, 1)
   idx, pred, _ = select_lib.select_batch(k_sel, model, emb, jnp.asarray(labeled), cfg,
                                          sel_caps, budget, global_ranking)
   idx = np.asarray(idx)
