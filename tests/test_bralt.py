@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 import scipy.special
+import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ott.geometry import pointcloud
@@ -257,3 +258,22 @@ def test_over_relaxed_sinkhorn_matches_plain():
   for omega in (1.5, 1.95):
     got = np.asarray(pairs(xs, ys, xm, ym, momentum=omega, **kw))
     np.testing.assert_allclose(got, plain, rtol=1e-3)
+
+
+def test_diagnostics_against_scipy_and_by_hand():
+  from jal.bralt import diagnostics
+  rng = np.random.default_rng(6)
+  a, b = rng.normal(size=30), rng.normal(size=30)
+  b[:5] = b[0]  # ties
+  np.testing.assert_allclose(diagnostics.spearman(a, b), scipy.stats.spearmanr(a, b)[0],
+                             rtol=1e-12)
+  # 3 actions; action 2 has no members and action 3 is invalid (−inf).
+  pred = np.array([0.5, 2.0, 1.0, -np.inf])
+  act = np.array([0, 0, 1, 1, 3, -1])
+  oracle = np.array([1.0, 3.0, 10.0, 20.0, 99.0, 50.0])
+  out = diagnostics.action_agreement(pred, act, oracle)
+  assert out["n_actions"] == 2 and out["spearman"] == pytest.approx(1.0)
+  assert out["top_action_oracle_percentile"] == pytest.approx(100.0)
+  q = diagnostics.batch_quality(np.array([2, 3]), oracle, np.array([1, 1, 1, 1, 0, 0], bool))
+  assert q["mean"] == pytest.approx(15.0)
+  assert q["mean_percentile"] == pytest.approx((200 / 3 + 100) / 2)

@@ -70,3 +70,16 @@ def test_compare_aggregates_and_tabulates():
   assert s["seconds_per_round"] == {"train": 1.0, "score": 0.5, "select": 0.25}
   table = compare.markdown_table(summary)
   assert "| a | 0.6000±0.1000 | 0.8000±0.1000 |" in table
+
+
+@pytest.mark.slow
+def test_bralt_diagnose_reports_agreement():
+  from experiments import bralt_diagnose, common
+  config = common.resolve_config("bralt_digits", {})
+  data = jal.data.load("digits")
+  out = bralt_diagnose.diagnose(config, data, 100, 0)
+  assert out["reward_loss_last_sampling"] < out["reward_loss_first_sampling"]
+  assert -1.0 <= out["action_agreement"]["spearman"] <= 1.0
+  # The oracle batch is by construction the best-scored class-balanced batch.
+  bo = out["batch_oracle"]
+  assert bo["gradnd_gt"]["mean_percentile"] >= bo["random"]["mean_percentile"]

@@ -82,7 +82,9 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
       padded cloud sizes are set from the smallest labeled set of that bucket.
 
   Returns:
-    ``(indices [≤ budget] np.int64, info dict)``.
+    ``(indices [≤ budget] np.int64, info)`` with ``info`` holding the reward-net losses
+    ``[samplings, steps]``, the predicted rewards ``[C·A]``, the pool's action ids
+    ``act_assign [n]`` and the RL / selection seconds.
 
   Raises:
     ValueError: if there are fewer than ``M + C`` labeled or ``C`` unlabeled rows.
@@ -109,10 +111,11 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
   # compiles once per run whatever the labeled count (larger clusters are subsampled).
   n = labeled.size
   sel_caps = env_lib.Caps(env_lib.cloud_cap(cfg, n, m), env_lib.cloud_cap(cfg, n, c), 1, 1, 1)
-  idx, pred, _ = select_lib.select_batch(k_sel, model, emb, jnp.asarray(labeled), cfg,
-                                         sel_caps, budget, global_ranking)
+  idx, pred, clu = select_lib.select_batch(k_sel, model, emb, jnp.asarray(labeled), cfg,
+                                           sel_caps, budget, global_ranking)
   idx = np.asarray(idx)
   return idx[idx >= 0], {"losses": np.asarray(losses), "pred": np.asarray(pred),
+                         "act_assign": np.asarray(clu.act_assign),
                          "rl_seconds": t1 - t0, "selection_seconds": time.perf_counter() - t1}
 
 
@@ -145,7 +148,8 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
                     kmeans_iters: int = 50, ot_batching: str = "auto",
                     ot_momentum: float | None = None,
                     global_ranking: bool = False, pad_to: int = 256,
-                    trust_group: str = "trust", name: str = "bral_t") -> Strategy:
+                    trust_group: str = "trust", name: str = "bral_t",
+                    full_info: bool = False) -> Strategy:
   """BRAL-T (Batch Reinforcement Active Learning with TrustSet).
 
   Args:
@@ -172,6 +176,9 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
     pad_to: labeled rows are padded to ``pad_to · 2^j`` rows.
     trust_group: ``"trust"`` (TrustSet) or ``"diffset"`` (second-best global group).
     name: the strategy's name.
+    full_info: ``pick`` also returns the arrays of :func:`rl_select`'s info (predicted
+      rewards, action ids, losses) and the TrustSet mask, for diagnostics; the default
+      returns only JSON-able per-round figures.
 
   Returns:
     The ``Strategy``.
@@ -198,6 +205,8 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
       trust_cap = budget
     idx, info = rl_select(key, aux["emb"], np.asarray(ctx.labeled), np.asarray(trust), cfg,
                           budget, trust_cap, global_ranking, pad_to)
+    if full_info:
+      return idx, {**info, **_round_info(info), "trust": np.asarray(trust)}
     return idx, _round_info(info)
 
   return Strategy(name, _score_fn(score_mode, tau, lam), pick)
