@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+import jal
 from experiments import common, compare, configs
 
 
