@@ -18,8 +18,8 @@ import jax.numpy as jnp
 
 from jal import cluster
 from jal.bralt import ot
-from jal.grouped_kmeans import grouped_kmeans
 from jal.bralt import reward_net as rn
+from jal.grouped_kmeans import grouped_kmeans
 
 __all__ = ["EnvConfig", "Caps", "cloud_cap", "Sample", "Clustering", "cluster_states",
            "sample_caps", "sample", "run_rl"]

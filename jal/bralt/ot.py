@@ -8,9 +8,9 @@ another inside a ``lax.map`` (each stops at its own convergence). On XLA:CPU ``"
 6–18× faster (vmapped while-loops run slowly there and most pairs of distant clusters
 converge in a few iterations); on accelerators ``"vmap"`` fills the device. ``"auto"`` picks
 by backend. The cost matrix is computed once per pair and handed to ott as a ``Geometry``
-(the point-cloud geometry recomputes it inside the loop). The entropic regulariser is always passed explicitly
-(``ε = rel_epsilon · mean cost`` over the *valid* pairs), because ott's default ε depends
-on the padding (SPEC appendix).
+(the point-cloud geometry recomputes it inside the loop). The entropic regulariser is
+always passed explicitly (``ε = rel_epsilon · mean cost`` over the *valid* pairs), because
+ott's default ε depends on the padding (SPEC appendix).
 
 Example:
   >>> import jax, jax.numpy as jnp

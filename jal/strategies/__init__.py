@@ -21,8 +21,9 @@ from jal.strategies.uncertainty import (
   random_strategy,
 )
 
-__all__ = ["Context", "Strategy", "select", "pick", "pick_with_info", "check_budget", "finalize_indices",
-           "top_k_unlabeled", "STRATEGIES", "get_strategy", "register_strategy"]
+__all__ = ["Context", "Strategy", "select", "pick", "pick_with_info", "check_budget",
+           "finalize_indices", "top_k_unlabeled", "STRATEGIES", "get_strategy",
+           "register_strategy"]
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "random": random_strategy,
