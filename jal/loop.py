@@ -153,6 +153,32 @@ def _try_resume(workdir, config: dict, key):
     return z["mask"].astype(bool), int(z["next_round"]), History.load(hist)
 
 
+def _pool(data: Dataset, mesh) -> tuple[jax.Array, jax.Array]:
+  """The pool ``(x, y)`` the loop trains and scores on.
+
+  Single process (with or without a mesh): ``data``'s train split as is. Under a mesh that
+  spans several processes: global ``[n_pad, ...]`` arrays split along ``data`` in which each
+  process holds only its rows (``sharding.process_pool``); ``data.x_train`` may already be
+  such a global array (``experiments.common.run`` builds it and drops the full images).
+  ``data.y_train`` ``[n]`` stays whole on every host (class counts, label checks).
+  """
+  if not sharding.is_multiprocess_mesh(mesh):
+    return jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+  n = data.y_train.shape[0]
+  x = data.x_train
+  if not (isinstance(x, jax.Array) and not x.is_fully_addressable):
+    (x,) = sharding.process_pool((x,), mesh)
+  if x.shape[0] != sharding.padded_size(n, mesh.shape[sharding.DATA]):
+    raise ValueError(f"global x_train has {x.shape[0]} rows for a pool of {n}")
+  (y,) = sharding.process_pool((np.asarray(data.y_train),), mesh)
+  return x, y
+
+
+def _pad_mask(mask: np.ndarray, n_pad: int) -> np.ndarray:
+  """``mask`` ``[n]`` grown to ``[n_pad]`` with False (padding rows are never trained on)."""
+  return mask if mask.shape[0] == n_pad else np.pad(mask, (0, n_pad - mask.shape[0]))
+
+
 def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
              strategy: Strategy, loop_config: LoopConfig, *, workdir: str | None = None,
              verbose: bool = True, extra_config: dict | None = None,
@@ -173,13 +199,15 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
     on_round: called as ``on_round(round, record)`` after each round.
     mesh: optional ``jal.sharding`` mesh; training, scoring and selection then run split
       along its ``data`` axis. Under multi-host JAX only process 0 prints and writes
-      ``workdir`` (every process still reads a checkpoint to resume).
+      ``workdir`` (every process still reads a checkpoint to resume), and when the mesh
+      spans several processes the pool is assembled from each process's own rows (see
+      :func:`_pool`).
 
   Returns:
     The ``History``.
   """
-  x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-  n = x.shape[0]
+  x, y = _pool(data, mesh)
+  n = data.y_train.shape[0]
   main = sharding.is_main_process()
   verbose = verbose and main
   loop_config.validate(n)
@@ -201,7 +229,8 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
   for r in range(start, loop_config.rounds + 1):
     k_fit, k_sel = jax.random.split(jax.random.fold_in(k_rounds, r))
     t0 = time.perf_counter()
-    res = fit(k_fit, net, train_config, x, y, jnp.asarray(mask), mesh=mesh)
+    res = fit(k_fit, net, train_config, x, y, jnp.asarray(_pad_mask(mask, x.shape[0])),
+              mesh=mesh)
     jax.block_until_ready(res.variables)
     t_train = time.perf_counter() - t0
     acc = accuracy(net, res.variables, data.x_test, data.y_test, loop_config.chunk_size)

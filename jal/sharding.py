@@ -29,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 __all__ = ["DATA", "make_mesh", "rows_sharding", "replicated_sharding", "replicate",
            "shard_rows", "padded_size", "pad_rows", "use_mesh", "data_size", "constrain_rows",
            "constrain_replicated", "is_main_process", "maybe_initialize_distributed",
-           "process_rows", "shard_process_rows"]
+           "process_rows", "shard_process_rows", "process_pool", "is_multiprocess_mesh"]
 
 DATA = "data"
 
@@ -171,3 +171,30 @@ def shard_process_rows(local: Any, n: int, mesh: Mesh) -> jax.Array:
   n_pad = padded_size(n, mesh.shape[DATA])
   return jax.make_array_from_process_local_data(rows_sharding(mesh, local.ndim), local,
                                                 (n_pad, *local.shape[1:]))
+
+
+def is_multiprocess_mesh(mesh: Mesh | None) -> bool:
+  """True when ``mesh`` spans devices of more than one JAX process."""
+  return mesh is not None and len({d.process_index for d in mesh.devices.flat}) > 1
+
+
+def process_pool(arrays: tuple[Any, ...], mesh: Mesh) -> tuple[jax.Array, ...]:
+  """Global row-sharded ``[n_pad, ...]`` arrays built from this process's rows only.
+
+  Only rows ``process_rows(n, mesh)`` of each array are indexed (``a[start:stop]``), so a
+  ``np.memmap`` or any lazily sliced array-like is read only there; the padding repeats the
+  global last row, exactly as :func:`shard_rows` pads. The global arrays then equal
+  ``shard_rows(a, mesh)`` of a single process.
+
+  Args:
+    arrays: array-likes sharing the leading dimension ``n``.
+    mesh: the ``data`` mesh (spanning every process).
+
+  Returns:
+    One global array per input, sharding ``P('data')``, shape ``[padded_size(n, devices), ...]``.
+  """
+  n = arrays[0].shape[0]
+  start, stop = process_rows(n, mesh)
+  lo = min(start, n - 1)  # a process whose rows are all padding still needs the last row
+  return tuple(shard_process_rows(pad_rows(np.asarray(a[lo:min(stop, n)]), stop - start), n,
+                                  mesh) for a in arrays)

@@ -239,10 +239,22 @@ def _check_pool(x, y, mask, num_classes):
     raise ValueError(f"mask must be bool [..., {x.shape[0]}], got {mask.dtype} {mask.shape}")
   if not np.all(np.asarray(mask).sum(-1) > 0):
     raise ValueError("cannot train on an empty labeled set")
-  yl = np.asarray(y)[np.asarray(mask).any(axis=tuple(range(mask.ndim - 1)))]
-  if yl.size and (yl.min() < 0 or yl.max() >= num_classes):
+  any_mask = np.asarray(mask).any(axis=tuple(range(mask.ndim - 1)))
+  if isinstance(y, jax.Array) and not y.is_fully_addressable:  # spans processes
+    lo, hi = (int(v) for v in _labeled_range(y, jnp.asarray(any_mask)))
+  else:
+    yl = np.asarray(y)[any_mask]
+    lo, hi = (int(yl.min()), int(yl.max())) if yl.size else (0, 0)
+  if lo < 0 or hi >= num_classes:
     raise ValueError(f"labels of the training points must lie in [0, {num_classes}), "
-                     f"got range [{yl.min()}, {yl.max()}]")
+                     f"got range [{lo}, {hi}]")
+
+
+@jax.jit
+def _labeled_range(y, mask):
+  """``(min, max)`` of ``y`` ``[n]`` over rows with ``mask`` True (replicated scalars)."""
+  big = jnp.iinfo(y.dtype).max
+  return jnp.min(jnp.where(mask, y, big)), jnp.max(jnp.where(mask, y, -1))
 
 
 def _run(many: bool, net, config, state, keys, x, y, mask, verbose, what):
