@@ -139,8 +139,12 @@ def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool =
   verbose = verbose and sharding.is_main_process()
   data = load_data(config, data_dir)
   net, strategy = build(config, data)
+  if sharding.is_multiprocess_mesh(mesh):
+    # Each process keeps only its rows of the pool images (the file itself was read and
+    # standardised whole); labels [n] and the test set stay whole on every host.
+    data = data._replace(x_train=sharding.process_pool((data.x_train,), mesh)[0])
   if verbose:
-    print(f"{data.name}: pool {data.x_train.shape[0]}, test {data.x_test.shape[0]}, "
+    print(f"{data.name}: pool {data.y_train.shape[0]}, test {data.x_test.shape[0]}, "
           f"{data.num_classes} classes; model {net.name}; strategy {strategy.name}", flush=True)
   history = jal.run_loop(
       run_key(config), data, net, train_config(config), strategy,

@@ -131,15 +131,19 @@ def is_main_process() -> bool:
 def maybe_initialize_distributed(enabled: bool | None = None) -> bool:
   """Calls ``jax.distributed.initialize()`` when asked (argument, or env ``JAL_DISTRIBUTED=1``).
 
-  Coordinator address, process count and id come from the environment / cluster
-  auto-detection of ``jax.distributed`` (SLURM, Open MPI, Cloud TPU, or
-  ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``). Must run before any
-  other JAX call. Returns whether it initialised.
+  Coordinator address, process count and id come from the cluster auto-detection of
+  ``jax.distributed`` (SLURM, Open MPI, Cloud TPU) or from the environment:
+  ``JAX_COORDINATOR_ADDRESS`` (read by JAX itself) and ``JAX_NUM_PROCESSES`` /
+  ``JAX_PROCESS_ID`` (read here and passed on: jax 0.10 does not read them). Must run before
+  any other JAX call. Returns whether it initialised.
   """
   if enabled is None:
     enabled = os.environ.get("JAL_DISTRIBUTED", "0").lower() in ("1", "true", "yes")
   if enabled:
-    jax.distributed.initialize()
+    kw = {k: int(os.environ[v]) for k, v in (("num_processes", "JAX_NUM_PROCESSES"),
+                                             ("process_id", "JAX_PROCESS_ID"))
+          if os.environ.get(v)}
+    jax.distributed.initialize(**kw)
   return bool(enabled)
 
 

@@ -28,20 +28,24 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir: pathlib.Path, nproc: int = 2, local_devices: int = 2):
+def _start(cmds: list[list[str]], logdir: pathlib.Path, extra_env=None):
+  """Starts one subprocess per command; output goes to files, not pipes (a worker blocked on
+  a full pipe would stall the others in the distributed shutdown barrier)."""
   env = dict(os.environ, PYTHONPATH=str(_REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env.pop("XLA_FLAGS", None)
-  port = str(_free_port())
-  # Output goes to files, not pipes: a worker blocked on a full pipe would stall the other
-  # one in the distributed shutdown barrier.
-  logs = [(workdir.parent / f"{workdir.name}_{i}.out", workdir.parent / f"{workdir.name}_{i}.err")
-          for i in range(nproc)]
-  procs = []
-  for i, (out, err) in enumerate(logs):
+  logs, procs = [], []
+  for i, cmd in enumerate(cmds):
+    out, err = logdir / f"proc{i}.out", logdir / f"proc{i}.err"
     with open(out, "w") as fo, open(err, "w") as fe:
-      procs.append(subprocess.Popen([sys.executable, str(_WORKER), str(i), str(nproc), port,
-                                     str(local_devices), str(workdir)], stdout=fo, stderr=fe,
-                                    text=True, env=env))
+      procs.append(subprocess.Popen(cmd, stdout=fo, stderr=fe, text=True,
+                                    env=dict(env, **(extra_env(i) if extra_env else {}))))
+    logs.append((out, err))
+  return procs, logs
+
+
+def _finish(procs, logs):
+  """Waits (``_TIMEOUT`` s in all); ``[(stdout, stderr)]``. Skips only when distributed CPU
+  JAX cannot start at all here; any other failure fails."""
   try:
     for p in procs:
       p.wait(timeout=_TIMEOUT)
@@ -50,26 +54,30 @@ def _launch(workdir: pathlib.Path, nproc: int = 2, local_devices: int = 2):
       p.kill()
     tails = "\n".join(e.read_text()[-2000:] for _, e in logs)
     pytest.fail(f"multi-process workers did not finish in {_TIMEOUT}s:\n{tails}")
-  return procs, [(o.read_text(), e.read_text()) for o, e in logs]
+  outs = [(o.read_text(), e.read_text()) for o, e in logs]
+  if any(p.returncode for p in procs):
+    errs = "\n".join(e[-3000:] for _, e in outs)
+    if any(s in errs for s in ("make_gloo_tcp_collectives", "gloo is not", "DEADLINE_EXCEEDED")):
+      pytest.skip(f"cannot start distributed CPU JAX here:\n{errs}")
+    pytest.fail(f"multi-process workers failed:\n{errs}")
+  return outs
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
   """``(multi-process reports [2], single-process reference, workdir)``."""
   workdir = tmp_path_factory.mktemp("multihost")
-  procs, outs = _launch(workdir)
-  errs = "\n".join(e[-2000:] for _, e in outs)
-  if any(p.returncode for p in procs):
-    # Only an environment that cannot start distributed CPU JAX at all is skipped.
-    if any(s in errs for s in ("make_gloo_tcp_collectives", "gloo is not", "DEADLINE_EXCEEDED")):
-      pytest.skip(f"cannot start distributed CPU JAX here:\n{errs}")
-    pytest.fail(f"multi-process workers failed:\n{errs}")
-  multi = [json.loads([ln for ln in o.splitlines() if ln.startswith("JSON")][-1][4:])
-           for o, _ in outs]
+  port = str(_free_port())
+  procs, logs = _start([[sys.executable, str(_WORKER), str(i), "2", port, "2", str(workdir)]
+                        for i in range(2)], tmp_path_factory.mktemp("logs"))
+  # The reference (one process, one device, no mesh) runs here while the workers run.
   spec = importlib.util.spec_from_file_location("multihost_worker", _WORKER)
   worker = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(worker)
   single = worker.compute(None, str(tmp_path_factory.mktemp("single")))
+  outs = _finish(procs, logs)
+  multi = [json.loads([ln for ln in o.splitlines() if ln.startswith("JSON")][-1][4:])
+           for o, _ in outs]
   return multi, single, workdir
 
 
@@ -135,3 +143,33 @@ def test_only_process_zero_writes(reports):
   for name in ("random", "margin"):
     assert {f"p0/{name}/history.json", f"p0/{name}/checkpoint.npz",
             f"p0/{name}/curve.png"} <= files
+
+
+def test_binary_two_processes_equals_single_process(tmp_path):
+  """``experiments.al --distributed --num_devices=-1`` on 2 processes × 2 devices (env
+  ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``) vs one process
+  without a mesh, all three at once: same queries, same accuracies, only process 0 writes."""
+  args = ["-m", "experiments.al", "--dataset=digits", "--model=mlp", "--strategy=margin",
+          "--init_size=20", "--budget=10", "--rounds=2", "--epochs=3", "--batch_size=16",
+          "--seed=0"]
+  port = str(_free_port())
+  cmds = [[sys.executable, *args, "--distributed", "--num_devices=-1",
+           f"--workdir={tmp_path / f'p{i}'}"] for i in range(2)]
+  cmds.append([sys.executable, *args, f"--workdir={tmp_path / 'single'}"])
+
+  def env(i):
+    if i == 2:
+      return {"JAX_NUM_CPU_DEVICES": "1"}
+    return {"JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2",
+            "JAX_PROCESS_ID": str(i), "JAX_NUM_CPU_DEVICES": "2"}
+
+  logs = tmp_path / "logs"
+  logs.mkdir()
+  outs = _finish(*_start(cmds, logs, env))
+  assert "pool 1257" in outs[0][0] and "pool" not in outs[1][0]
+  assert not (tmp_path / "p1").exists()
+  multi = json.loads((tmp_path / "p0" / "history.json").read_text())
+  single = json.loads((tmp_path / "single" / "history.json").read_text())
+  assert [r["queried"] for r in multi["rounds"]] == [r["queried"] for r in single["rounds"]]
+  np.testing.assert_allclose([r["test_accuracy"] for r in multi["rounds"]],
+                             [r["test_accuracy"] for r in single["rounds"]], atol=1e-6)

@@ -2,7 +2,8 @@
 
 The pytest process has already initialised a 1-device CPU backend, so the 8-device checks
 run once in ``tests/sharding_worker.py`` (``jax_num_cpu_devices=8``) and are asserted here.
-Multi-host helpers are tested as far as one process allows (``process_count() == 1``).
+Multi-host helpers are tested here as far as one process allows (``process_count() == 1``);
+real multi-process runs are in ``tests/test_multihost.py``.
 """
 
 import json
@@ -162,6 +163,24 @@ def test_distributed_flag_off_does_not_initialize(monkeypatch):
   assert sharding.maybe_initialize_distributed()
   assert not sharding.maybe_initialize_distributed(False)
   assert calls == [1]
+
+
+def test_distributed_env_process_count_and_id(monkeypatch):
+  # jax 0.10 reads JAX_COORDINATOR_ADDRESS itself but not these two: they are passed on.
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append(k))
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+  monkeypatch.setenv("JAX_PROCESS_ID", "1")
+  assert sharding.maybe_initialize_distributed(True)
+  assert calls == [{"num_processes": 2, "process_id": 1}]
+
+
+def test_process_pool_single_process_equals_shard_rows():
+  mesh = sharding.make_mesh()
+  x = np.arange(26.0).reshape(13, 2)
+  (g,) = sharding.process_pool((x,), mesh)
+  np.testing.assert_array_equal(g, sharding.shard_rows(x, mesh))
+  assert not sharding.is_multiprocess_mesh(mesh) and not sharding.is_multiprocess_mesh(None)
 
 
 def test_only_main_process_writes(tmp_path, monkeypatch):
