@@ -418,3 +418,11 @@ def test_tfds_mock_data(tmp_path, name, shape, num_classes):
   np.testing.assert_allclose(ds.x_train.mean(axis=axes, dtype=np.float64), 0, atol=1e-5)
   np.testing.assert_allclose(ds.x_train.std(axis=axes, dtype=np.float64), 1, atol=1e-5)
   np.testing.assert_array_equal(ds.x_train, again.x_train)
+
+
+def test_tfds_offline_fails_fast_with_a_clear_message(tmp_path, monkeypatch):
+  pytest.importorskip("tensorflow_datasets")
+  from jal.data import tfds_loader
+  monkeypatch.setattr(tfds_loader, "_online", lambda: False)
+  with pytest.raises(FileNotFoundError, match="could not be downloaded"):
+    tfds_loader.load_tfds_arrays("cifar10", data_dir=str(tmp_path))

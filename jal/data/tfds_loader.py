@@ -10,6 +10,8 @@ Note: tfds stores EMNIST images transposed (as in the original release); they
 are returned as stored.
 """
 
+import socket
+
 import numpy as np
 
 from jal.data.dataset import Dataset, make_dataset, random_split, standardize
@@ -58,6 +60,23 @@ def _source_to_numpy(source, image_key: str, label_key: str):
   return x, y
 
 
+def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
+  """Whether a TCP connection to tfds' download host opens within ``timeout`` seconds."""
+  try:
+    socket.create_connection((host, 443), timeout=timeout).close()
+    return True
+  except OSError:
+    return False
+
+
+def _unavailable(name: str, data_dir, err: Exception) -> FileNotFoundError:
+  return FileNotFoundError(
+      f"tfds dataset {name!r} is not prepared in {data_dir or '~/tensorflow_datasets'} and "
+      f"could not be downloaded ({type(err).__name__}); this machine may be offline. Prepare "
+      f"it where the network is reachable (tfds build {name} --file_format=array_record) and "
+      f"pass its directory as data_dir / --data_dir")
+
+
 def _num_classes(info, label_key: str) -> int:
   feature = info.features[label_key]
   num = getattr(feature, "num_classes", None)
@@ -93,19 +112,39 @@ def load_tfds_arrays(
     ValueError: for an unknown catalog name (tfds' ``DatasetNotFoundError``).
     ImportError: if the data is not in ArrayRecord format and TensorFlow,
       needed to read it, is not installed.
+    FileNotFoundError: if the data is not prepared and cannot be downloaded (offline);
+      checked with a 3-second connection before tfds' minutes of download retries.
   """
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
   name = TFDS_ALIASES.get(name, name)
   splits = list(splits)
+
+  def data_source(dl):
+    return tfds.data_source(name, split=splits, data_dir=data_dir, download=dl,
+                            builder_kwargs={"file_format": "array_record"})
+
   try:
-    sources = tfds.data_source(
-      name, split=splits, data_dir=data_dir, download=download,
-      builder_kwargs={"file_format": "array_record"},
-    )
+    try:
+      sources = data_source(False)
+    except KeyError:  # not generated yet ("`splits` is empty")
+      if not download:
+        raise
+      if not _online():
+        # tfds would retry the download for minutes before failing: say so at once.
+        raise _unavailable(name, data_dir, ConnectionError("no network")) from None
+      sources = data_source(True)
   except (NotImplementedError, ValueError) as err:
     if not _is_format_error(err):
       raise
+  except FileNotFoundError:
+    raise
+  except (OSError, ConnectionError) as err:
+    raise _unavailable(name, data_dir, err) from err
+  except Exception as err:  # requests' ConnectionError and friends (not OSError subclasses)
+    if "Connection" not in type(err).__name__ and "Resolution" not in str(err):
+      raise
+    raise _unavailable(name, data_dir, err) from err
   else:
     num_classes = _num_classes(sources[0].dataset_info, label_key)
     return [_source_to_numpy(s, image_key, label_key) for s in sources], num_classes
