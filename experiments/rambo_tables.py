@@ -32,6 +32,15 @@ _ABL = flags.DEFINE_bool("ablations", False, "Also run the 7 other ablation rows
                          allow_override=True)
 
 
+_COMPILES = {"n": 0, "seconds": 0.0}
+
+
+def _count_compile(event: str, duration: float, **kwargs) -> None:
+  if event == "/jax/core/compile/backend_compile_duration":
+    _COMPILES["n"] += 1
+    _COMPILES["seconds"] += duration
+
+
 def ablation_name(b: bool, o: bool, r: bool) -> str:
   mark = lambda v: "✓" if v else "×"
   return f"rambo[bilevel {mark(b)} OT {mark(o)} RankNet {mark(r)}]"
@@ -76,11 +85,13 @@ def main(argv):
   rows = [(True, True, True)] + ([a for a in ABLATIONS if a != (True, True, True)]
                                  if _ABL.value else [])
 
+  jax.monitoring.register_event_duration_secs_listener(_count_compile)
+
   def record(seed, name, res, t):
     res = {k: v for k, v in res.items() if k in ("val_accuracy", "test_accuracy", "timings",
                                                   "refinement_accuracies", "labeled")}
     results.append({"seed": seed, "name": name, **res, "seconds": time.perf_counter() - t,
-                    "loadavg": list(os.getloadavg())})
+                    "loadavg": list(os.getloadavg()), "compiles_so_far": dict(_COMPILES)})
     summary = summarize(results)
     path.write_text(json.dumps({"settings": {**config, "rambo": dataclasses.asdict(cfg)},
                                 "runs": results, "summary": summary}, indent=1, default=str))
