@@ -166,11 +166,13 @@ def prepare_offline(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig,
 
 
 def run_rambo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, cfg: RamboConfig,
-              verbose: bool = False, offline: Offline | None = None) -> dict:
+              verbose: bool = False, offline: Offline | None = None,
+              keep_model: bool = False) -> dict:
   """One RAMBO trial (Alg. 1): offline û₀, τ₁ refinement iterations, greedy-margin, final f.
 
   ``offline`` (from ``prepare_offline(key, …)``) reuses S₀ and the offline samples; omitted,
-  they are computed here with the same keys (identical result).
+  they are computed here with the same keys (identical result). ``keep_model`` adds the
+  trained utility model (``"set_net"``, ``"utility_params"``) to the result.
 
   Returns:
     ``{"val_accuracy", "test_accuracy", "labeled", "timings", "refinement_accuracies"}``.
@@ -247,7 +249,10 @@ def run_rambo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, cfg: Ram
   timings["acquisition"] = time.perf_counter() - t
   labeled[sel] = True
   res = _final(jax.random.fold_in(key, 99), data, net, tc, labeled, timings)
-  return {**res, "timings": timings, "refinement_accuracies": [float(a) for a in accs]}
+  res = {**res, "timings": timings, "refinement_accuracies": [float(a) for a in accs]}
+  if keep_model:
+    res.update(set_net=set_net, utility_params=params, selected=np.asarray(sel))
+  return res
 
 
 def run_dulo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig,
