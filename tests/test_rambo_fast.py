@@ -3,9 +3,17 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import jal
-from jal.rambo.bilevel import BilevelConfig, PairData, train_plain
+from jal.rambo.bilevel import (
+  BilevelConfig,
+  PairData,
+  init_lambda,
+  pair_loss,
+  regularizer,
+  train_plain,
+)
 from jal.rambo.fast_fit import conv_patches, fit_subsets, patch_lenet, patch_set_net
 from jal.rambo.utility_model import make_set_net
 from jal.train import TrainConfig
@@ -55,8 +63,6 @@ def test_patch_set_net_training_matches_conv_set_net():
   cfg = BilevelConfig(lam_ot=1.0)
   # train_plain uses the patch form internally; compare to plain gradient steps on the conv form.
   got = train_plain(sn, cfg, p, x, d, 3)
-  import optax
-  from jal.rambo.bilevel import init_lambda, pair_loss, regularizer
   lam = init_lambda(p, cfg)
   tx = optax.adam(cfg.inner_lr)
   w, opt = p, tx.init(p)

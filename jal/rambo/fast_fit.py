@@ -49,9 +49,10 @@ def _patch_forward(params, patches: jax.Array):
   """LeNet-5 ('VALID', 28×28) on conv1 patches ``[b, 24, 24, 25·C]`` → logits, embedding."""
   k1, b1 = _val(params["conv1"]["kernel"]), _val(params["conv1"]["bias"])
   k2, b2 = _val(params["conv2"]["kernel"]), _val(params["conv2"]["bias"])
-  h = jnp.einsum("bhwp,pc->bhwc", patches, jnp.reshape(k1, (-1, k1.shape[-1]))) + b1[None, None, None]
+  w1, w2 = jnp.reshape(k1, (-1, k1.shape[-1])), jnp.reshape(k2, (-1, k2.shape[-1]))
+  h = jnp.einsum("bhwp,pc->bhwc", patches, w1) + b1[None, None, None]
   h = _pool2(jax.nn.relu(h))
-  h = jnp.einsum("bhwp,pc->bhwc", conv_patches(h), jnp.reshape(k2, (-1, k2.shape[-1]))) + b2[None, None, None]
+  h = jnp.einsum("bhwp,pc->bhwc", conv_patches(h), w2) + b2[None, None, None]
   h = _pool2(jax.nn.relu(h))
   h = jnp.reshape(h, (h.shape[0], -1))
   lin = lambda name, t: t @ _val(params[name]["kernel"]) + _val(params[name]["bias"])[None]
@@ -150,9 +151,10 @@ def _patch_psi(params, patches: jax.Array) -> jax.Array:
   """The utility model's CNN ψ (``utility_model._CNN``, no dropout) on conv1 patches."""
   k1, b1 = _val(params["conv1"]["kernel"]), _val(params["conv1"]["bias"])
   k2, b2 = _val(params["conv2"]["kernel"]), _val(params["conv2"]["bias"])
-  h = jnp.einsum("bhwp,pc->bhwc", patches, jnp.reshape(k1, (-1, k1.shape[-1]))) + b1[None, None, None]
+  w1, w2 = jnp.reshape(k1, (-1, k1.shape[-1])), jnp.reshape(k2, (-1, k2.shape[-1]))
+  h = jnp.einsum("bhwp,pc->bhwc", patches, w1) + b1[None, None, None]
   h = jax.nn.relu(_pool2(h))
-  h = jnp.einsum("bhwp,pc->bhwc", conv_patches(h), jnp.reshape(k2, (-1, k2.shape[-1]))) + b2[None, None, None]
+  h = jnp.einsum("bhwp,pc->bhwc", conv_patches(h), w2) + b2[None, None, None]
   h = jax.nn.relu(_pool2(h))
   h = jnp.reshape(h, (h.shape[0], -1))
   lin = lambda name, t: t @ _val(params[name]["kernel"]) + _val(params[name]["bias"])[None]

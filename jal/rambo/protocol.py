@@ -16,9 +16,9 @@ from jal.models.net import Net
 from jal.rambo.acquisition import dulo_select, rambo_select
 from jal.rambo.bilevel import BilevelConfig, PairData, train_bilevel, train_plain
 from jal.rambo.samples import (
+  OTTargets,
   interpolate_utility,
   make_ot_targets,
-  OTTargets,
   ot_targets,
   random_pair_masks,
   subset_utilities,
