@@ -44,6 +44,8 @@ flags.DEFINE_integer("k", None, "|S0|, the initial labeled set.", allow_override
 flags.DEFINE_integer("budget", None, "B, points acquired in the one round.", allow_override=True)
 flags.DEFINE_integer("offline_pairs", None, "Offline utility pairs (RAMBO/DULO).",
     allow_override=True)
+flags.DEFINE_integer("offline_steps", None, "Full-batch steps fitting the offline utility model.",
+    allow_override=True)
 flags.DEFINE_integer("m_factor", None, "Greedy-margin M = m_factor * b.", allow_override=True)
 flags.DEFINE_integer("fit_chunk", None, "Classifiers trained together by fit_many.",
     allow_override=True)
@@ -56,7 +58,8 @@ flags.DEFINE_bool("ot", None, "OT auxiliary task, lambda_OT = 1 (ablation).", al
 flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablation).",
     allow_override=True)
 
-OVERRIDES = ("dataset", "model", "strategy", "seed", "k", "budget", "offline_pairs", "m_factor",
+OVERRIDES = ("dataset", "model", "strategy", "seed", "k", "budget", "offline_pairs",
+             "offline_steps", "m_factor",
              "fit_chunk", "epochs", "outer_steps", "inner_steps", "bilevel", "ot", "ranknet")
 
 

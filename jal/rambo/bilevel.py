@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jal.rambo.fast_fit import patch_set_net
 from jal.rambo.losses import total_loss
 from jal.rambo.utility_model import SetNet
 
@@ -145,43 +146,49 @@ class _State(NamedTuple):
   opt_lam: Any
 
 
-def _adam_steps(loss, params, opt, lr, steps):
-  tx = optax.adam(lr)
-
-  def body(carry, _):
-    p, o = carry
-    g = jax.grad(loss)(p)
-    upd, o = tx.update(g, o, p)
-    return (optax.apply_updates(p, upd), o), None
-
-  return jax.lax.scan(body, (params, opt), None, length=steps)[0]
+@jax.jit(static_argnums=(0, 1))
+def _adam_step(set_net, config, params, opt, lam, pool, data, weight):
+  """One full-batch Adam step on ``L(w) + Ω_λ(w)`` of the ``weight``ed pairs."""
+  loss = lambda p: pair_loss(set_net, config, p, pool, data, weight) + regularizer(p, lam)
+  upd, opt = optax.adam(config.inner_lr).update(jax.grad(loss)(params), opt, params)
+  return optax.apply_updates(params, upd), opt
 
 
-@jax.jit(static_argnums=(0, 1, 6))
-def _plain(set_net, config, params, lam, pool, data, steps):
-  loss = lambda p: pair_loss(set_net, config, p, pool, data, data.weight) + regularizer(p, lam)
-  opt = optax.adam(config.inner_lr).init(params)
-  return _adam_steps(loss, params, opt, config.inner_lr, steps)[0]
+def _adam_steps(set_net, config, params, opt, lam, pool, data, weight, steps):
+  # A Python loop over one compiled step: XLA:CPU runs the same step 4-5x slower inside a
+  # lax.scan body (BUILD_NOTES.md, RAMBO speed); on accelerators dispatch is cheap too.
+  for _ in range(steps):
+    params, opt = _adam_step(set_net, config, params, opt, lam, pool, data, weight)
+  return params, opt
 
 
 def train_plain(set_net: SetNet, config: BilevelConfig, params, pool: jax.Array,
                 data: PairData, steps: int, lam=None):
   """``steps`` full-batch Adam steps on all pairs at fixed λ (default ``lam_init``)."""
   lam = init_lambda(params, config) if lam is None else lam
-  return _plain(set_net, config, params, lam, pool, data, int(steps))
+  set_net, pool = patch_set_net(set_net, params, pool)
+  opt = optax.adam(config.inner_lr).init(params)
+  return _adam_steps(set_net, config, params, opt, lam, pool, data, data.weight, int(steps))[0]
 
 
 @jax.jit(static_argnums=(0, 1))
-def _outer_step(set_net, config, state: _State, pool, data, w_tr, w_val):
+def _hyper_step(set_net, config, state: _State, pool, data, w_tr, w_val):
+  """Implicit hypergradient at the inner solution and one Adam step on λ."""
   inner = lambda p, l: pair_loss(set_net, config, p, pool, data, w_tr) + regularizer(p, l)
   outer = lambda p: pair_loss(set_net, config, p, pool, data, w_val)
-  params, opt_w = _adam_steps(lambda p: inner(p, state.lam), state.params, state.opt_w,
-                              config.inner_lr, config.inner_steps)
-  hg = implicit_hypergrad(inner, outer, params, state.lam, cg_steps=config.cg_steps,
+  hg = implicit_hypergrad(inner, outer, state.params, state.lam, cg_steps=config.cg_steps,
                           damping=config.damping)
   upd, opt_lam = optax.adam(config.outer_lr).update(hg, state.opt_lam, state.lam)
-  lam = optax.apply_updates(state.lam, upd)
-  return _State(params, opt_w, lam, opt_lam), outer(params)
+  return state._replace(lam=optax.apply_updates(state.lam, upd), opt_lam=opt_lam), \
+      outer(state.params)
+
+
+def _outer_step(set_net, config, state: _State, pool, data, w_tr, w_val):
+  """T warm-started inner Adam steps on D_tr, then the λ update from D_val."""
+  params, opt_w = _adam_steps(set_net, config, state.params, state.opt_w, state.lam, pool, data,
+                              w_tr, config.inner_steps)
+  return _hyper_step(set_net, config, state._replace(params=params, opt_w=opt_w), pool, data,
+                     w_tr, w_val)
 
 
 def train_bilevel(set_net: SetNet, config: BilevelConfig, params, pool: jax.Array,
@@ -204,6 +211,7 @@ def train_bilevel(set_net: SetNet, config: BilevelConfig, params, pool: jax.Arra
     steps = config.outer_steps * config.inner_steps
     return train_plain(set_net, config, params, pool, data, steps, lam), lam, jnp.zeros(0)
   w_tr, w_val = split_by_length(data)
+  set_net, pool = patch_set_net(set_net, params, pool)
   state = _State(params, optax.adam(config.inner_lr).init(params), lam,
                  optax.adam(config.outer_lr).init(lam))
   losses = []

@@ -5,6 +5,7 @@ coreset, DULO), each returning validation/test accuracy of f trained on ``k + B`
 import dataclasses
 import os
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ from jal.models.net import Net
 from jal.rambo.acquisition import dulo_select, rambo_select
 from jal.rambo.bilevel import BilevelConfig, PairData, train_bilevel, train_plain
 from jal.rambo.samples import (
+  OTTargets,
   interpolate_utility,
   make_ot_targets,
   ot_targets,
@@ -25,8 +27,8 @@ from jal.rambo.utility_model import make_set_net
 from jal.strategies import Context, get_strategy, select
 from jal.train import TrainConfig, accuracy, fit
 
-__all__ = ["RamboConfig", "ABLATIONS", "run_rambo", "run_baseline", "run_dulo", "run_one_round",
-           "BASELINES"]
+__all__ = ["RamboConfig", "ABLATIONS", "Offline", "prepare_offline", "run_rambo", "run_baseline",
+           "run_dulo", "run_one_round", "BASELINES"]
 
 BASELINES = ("random", "margin", "badge", "coreset")
 
@@ -49,7 +51,7 @@ class RamboConfig:
     offline_bilevel: fit û₀ with the bilevel scheme instead.
     m_factor: M = m_factor · b (R1).
     aug_from_next: draw augmented pairs from S_{i+1} (R2 REC) instead of S_i.
-    fit_chunk: classifiers trained together by ``fit_many``.
+    fit_chunk: classifiers evaluated together on the validation set.
     extractor: ψ of the utility model (``"auto"``, ``"cnn"``, ``"mlp"``).
     utility: bilevel/OT/RankNet switches and the schedule (R6: 20 outer steps per iteration).
     dulo_candidates: DULO's random candidates per block.
@@ -102,11 +104,15 @@ def _mask_of(idx, n):
 
 
 def run_baseline(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, name: str, k: int,
-                 budget: int) -> dict:
-  """A jal strategy as a one-round selection of ``budget`` points from f trained on S₀."""
+                 budget: int, s0: np.ndarray | None = None) -> dict:
+  """A jal strategy as a one-round selection of ``budget`` points from f trained on S₀.
+
+  ``s0`` (pool indices) overrides the S₀ drawn from ``key`` (to share it across strategies).
+  """
   k0, k_fit, k_sel, k_fin = jax.random.split(key, 4)
   timings = {}
-  labeled = _mask_of(_initial(k0, data, k), data.x_train.shape[0])
+  s0 = _initial(k0, data, k) if s0 is None else np.asarray(s0)
+  labeled = _mask_of(s0, data.x_train.shape[0])
   t = time.perf_counter()
   v = fit(k_fit, net, tc, data.x_train, data.y_train, jnp.asarray(labeled)).variables
   ctx = Context(net, v, data.x_train, data.y_train, jnp.asarray(labeled), data.num_classes)
@@ -139,20 +145,47 @@ def _offline(key, cfg, data, net, tc, x0, y0, lam_ot, timings):
   return data_off, geom, scale
 
 
+class Offline(NamedTuple):
+  """S₀ and the offline utility samples of one trial, shareable by RAMBO (any ablation) and DULO."""
+  s0: np.ndarray      # [k] pool indices of S₀
+  pairs: PairData     # offline pairs with true utilities and normalised OT targets
+  geom: OTTargets | None
+  scale: float        # mean offline OT target (the normalisation)
+  timings: dict
+
+
+def prepare_offline(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig,
+                    cfg: RamboConfig, ot: bool = True) -> Offline:
+  """Draws S₀ and the offline pairs as ``run_rambo(key, …)`` does (OT targets when ``ot``)."""
+  ks = jax.random.split(key, 8)
+  timings = {}
+  s0 = _initial(ks[0], data, cfg.k)
+  d_off, geom, scale = _offline(ks[1], cfg, data, net, tc, data.x_train[s0], data.y_train[s0],
+                                float(ot), timings)
+  return Offline(s0, d_off, geom, scale, timings)
+
+
 def run_rambo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, cfg: RamboConfig,
-              verbose: bool = False) -> dict:
+              verbose: bool = False, offline: Offline | None = None,
+              keep_model: bool = False) -> dict:
   """One RAMBO trial (Alg. 1): offline û₀, τ₁ refinement iterations, greedy-margin, final f.
 
+  ``offline`` (from ``prepare_offline(key, …)``) reuses S₀ and the offline samples; omitted,
+  they are computed here with the same keys (identical result). ``keep_model`` adds the
+  trained utility model (``"set_net"``, ``"utility_params"``) to the result.
+
   Returns:
-    ``{"val_accuracy", "test_accuracy", "labeled", "timings", "utility"}``.
+    ``{"val_accuracy", "test_accuracy", "labeled", "timings", "refinement_accuracies"}``.
   """
   ks = jax.random.split(key, 8)
-  timings, log = {}, (print if verbose else (lambda *a, **k: None))
-  s0 = _initial(ks[0], data, cfg.k)
-  x0, y0 = data.x_train[s0], data.y_train[s0]
+  log = print if verbose else (lambda *a, **k: None)
   u_cfg = cfg.utility
+  if offline is None:
+    offline = prepare_offline(key, data, net, tc, cfg, ot=bool(u_cfg.lam_ot))
+  timings = dict(offline.timings)
+  s0, d_off, geom, scale = offline.s0, offline.pairs, offline.geom, offline.scale
+  x0 = data.x_train[s0]
   set_net = make_set_net(x0.shape[1:], extractor=cfg.extractor)
-  d_off, geom, scale = _offline(ks[1], cfg, data, net, tc, x0, y0, u_cfg.lam_ot, timings)
   log(f"offline: {cfg.offline_pairs} pairs, mean u {float(jnp.mean(d_off.u1)):.3f}", flush=True)
   t = time.perf_counter()
   params = set_net.init(ks[2])
@@ -216,18 +249,28 @@ def run_rambo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, cfg: Ram
   timings["acquisition"] = time.perf_counter() - t
   labeled[sel] = True
   res = _final(jax.random.fold_in(key, 99), data, net, tc, labeled, timings)
-  return {**res, "timings": timings, "refinement_accuracies": [float(a) for a in accs]}
+  res = {**res, "timings": timings, "refinement_accuracies": [float(a) for a in accs]}
+  if keep_model:
+    res.update(set_net=set_net, utility_params=params, selected=np.asarray(sel))
+  return res
 
 
 def run_dulo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig,
-             cfg: RamboConfig) -> dict:
-  """DULO: a regression Deep Sets utility on random subsets of S₀ + stochastic greedy."""
+             cfg: RamboConfig, offline: Offline | None = None) -> dict:
+  """DULO: a regression Deep Sets utility on random subsets of S₀ + stochastic greedy.
+
+  ``offline`` shares S₀ and the utility samples of a RAMBO trial (OT targets are ignored).
+  """
   ks = jax.random.split(key, 5)
   timings = {}
-  s0 = _initial(ks[0], data, cfg.k)
-  x0, y0 = data.x_train[s0], data.y_train[s0]
+  if offline is None:
+    s0 = _initial(ks[0], data, cfg.k)
+    d_off, _, _ = _offline(ks[1], cfg, data, net, tc, data.x_train[s0], data.y_train[s0], 0.0,
+                           timings)
+  else:
+    s0, d_off, timings = offline.s0, offline.pairs, dict(offline.timings)
+  x0 = data.x_train[s0]
   u_cfg = dataclasses.replace(cfg.utility, ranknet=False, lam_ot=0.0)
-  d_off, _, _ = _offline(ks[1], cfg, data, net, tc, x0, y0, 0.0, timings)
   set_net = make_set_net(x0.shape[1:], extractor=cfg.extractor)
   t = time.perf_counter()
   params = train_plain(set_net, u_cfg, set_net.init(ks[2]), x0, d_off, cfg.offline_steps)

@@ -1,7 +1,7 @@
 """Utility samples for RAMBO: random subset pairs, ground-truth utilities, OT targets, Eq. 4.
 
 Every set is a boolean mask ``[n]`` over a fixed pool (S₀ during RAMBO's training), so many
-subsets are trained at once with ``jal.fit_many`` and OT problems share one cost matrix.
+subsets are trained fast with ``fit_subsets`` and OT problems share one cost matrix.
 """
 
 from typing import NamedTuple
@@ -13,7 +13,8 @@ from ott.geometry import geometry
 from ott.solvers import linear
 
 from jal.models.net import Net
-from jal.train import TrainConfig, fit_many
+from jal.rambo.fast_fit import fit_subsets
+from jal.train import TrainConfig
 
 __all__ = ["random_pair_masks", "subset_utilities", "class_distance", "OTTargets",
            "make_ot_targets", "ot_targets", "interpolate_utility", "pair_distance"]
@@ -63,8 +64,8 @@ def subset_utilities(key: jax.Array, net: Net, config: TrainConfig, x: jax.Array
                      chunk_size: int = 64) -> np.ndarray:
   """Validation accuracy of the classifier trained on each subset (the true utility u).
 
-  Subsets are sorted by size and trained ``chunk_size`` at a time with ``fit_many`` (the last
-  chunk is padded by repeating a mask), so small subsets never wait for large ones.
+  Model ``i`` is ``fit(fold_in(key, i), net, config, x, y, masks[i])``, trained by
+  ``fit_subsets``; ``chunk_size`` models are evaluated on the validation set together.
 
   Args:
     key: PRNG key (model ``i`` uses ``fold_in(key, i)``).
@@ -75,7 +76,7 @@ def subset_utilities(key: jax.Array, net: Net, config: TrainConfig, x: jax.Array
     masks: ``[m, n]`` bool subsets (non-empty).
     x_val: ``[v, H, W, C]`` validation inputs.
     y_val: ``[v]`` validation labels.
-    chunk_size: models trained together.
+    chunk_size: models evaluated together.
 
   Returns:
     ``[m]`` float validation accuracies.
@@ -83,14 +84,11 @@ def subset_utilities(key: jax.Array, net: Net, config: TrainConfig, x: jax.Array
   masks = np.asarray(masks, bool)
   m = masks.shape[0]
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(m))
-  order = np.argsort(masks.sum(1), kind="stable")
   out = np.zeros(m, np.float32)
   for start in range(0, m, chunk_size):
-    idx = order[start:start + chunk_size]
-    pad = np.concatenate([idx, np.full(chunk_size - idx.size, idx[-1])])
-    res = fit_many(keys[pad], net, config, x, y, jnp.asarray(masks[pad]))
-    acc = np.asarray(_val_accuracy(net, res.variables, x_val, y_val))
-    out[idx] = acc[:idx.size]
+    res = fit_subsets(keys[start:start + chunk_size], net, config, x, y,
+                      masks[start:start + chunk_size])
+    out[start:start + chunk_size] = np.asarray(_val_accuracy(net, res.variables, x_val, y_val))
   return out
 
 

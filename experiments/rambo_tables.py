@@ -1,0 +1,138 @@
+r"""RAMBO's one-round tables: RAMBO / Random / Margin / DULO and the 8 ablation rows, over trials.
+
+  python -m experiments.rambo_tables --config=rambo_mnist --data_dir=/work/shared/data \
+      --seeds=0,1,2 --workdir=/tmp/rambo_tables_mnist [--ablations]
+
+Per trial seed, S₀ and the offline utility samples are drawn once (``prepare_offline``) and
+shared by RAMBO, every ablation row and DULO; Random and Margin start from the same S₀. Results
+are appended to ``workdir/results.json`` after every run (a rerun skips finished runs) and
+``workdir/table.md`` holds mean ± standard error of validation and test accuracy.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+import jal
+from experiments import common, one_round
+from jal.rambo import ABLATIONS, prepare_offline, run_baseline, run_dulo, run_rambo
+
+__all__ = ["ablation_name", "summarize", "markdown"]
+
+_SEEDS = flags.DEFINE_list("seeds", ["0"], "Trial seeds.", allow_override=True)
+_STRATS = flags.DEFINE_list("strategies", ["rambo", "random", "margin", "dulo"],
+                            "Strategies of the main table.", allow_override=True)
+_ABL = flags.DEFINE_bool("ablations", False, "Also run the 7 other ablation rows.",
+                         allow_override=True)
+
+
+_COMPILES = {"n": 0, "seconds": 0.0}
+
+
+def _count_compile(event: str, duration: float, **kwargs) -> None:
+  if event == "/jax/core/compile/backend_compile_duration":
+    _COMPILES["n"] += 1
+    _COMPILES["seconds"] += duration
+
+
+def ablation_name(b: bool, o: bool, r: bool) -> str:
+  mark = lambda v: "✓" if v else "×"
+  return f"rambo[bilevel {mark(b)} OT {mark(o)} RankNet {mark(r)}]"
+
+
+def summarize(results: list[dict]) -> dict:
+  """``{name: {n, val_mean, val_se, test_mean, test_se}}`` over the runs of each name."""
+  out = {}
+  for name in dict.fromkeys(r["name"] for r in results):
+    rs = [r for r in results if r["name"] == name]
+    row = {"n": len(rs)}
+    for m in ("val", "test"):
+      a = np.array([r[f"{m}_accuracy"] for r in rs]) * 100
+      row[f"{m}_mean"] = float(a.mean())
+      row[f"{m}_se"] = float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")
+    row["seconds_mean"] = float(np.mean([r["seconds"] for r in rs]))
+    out[name] = row
+  return out
+
+
+def markdown(summary: dict) -> str:
+  lines = ["| strategy | trials | val acc (%) | test acc (%) | s/run |", "|---|---|---|---|---|"]
+  for name, r in summary.items():
+    lines.append(f"| {name} | {r['n']} | {r['val_mean']:.2f} ± {r['val_se']:.2f} | "
+                 f"{r['test_mean']:.2f} ± {r['test_se']:.2f} | {r['seconds_mean']:.0f} |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  del argv
+  overrides = {k: flags.FLAGS[k].value for k in one_round.OVERRIDES}
+  config = one_round.resolve(one_round._CONFIG.value, overrides)
+  cfg = one_round.rambo_config(config)
+  data = one_round._load(config, one_round._DATA_DIR.value)
+  net = jal.make_net(config["model"], data.x_train.shape[1:], data.num_classes)
+  tc = common.train_config(config)
+  out = pathlib.Path(one_round._WORKDIR.value)
+  out.mkdir(parents=True, exist_ok=True)
+  path = out / "results.json"
+  results = json.loads(path.read_text())["runs"] if path.exists() else []
+  done = {(r["seed"], r["name"]) for r in results}
+  rows = [(True, True, True)] + ([a for a in ABLATIONS if a != (True, True, True)]
+                                 if _ABL.value else [])
+
+  jax.monitoring.register_event_duration_secs_listener(_count_compile)
+
+  def record(seed, name, res, t):
+    res = {k: v for k, v in res.items() if k in ("val_accuracy", "test_accuracy", "timings",
+                                                  "refinement_accuracies", "labeled")}
+    results.append({"seed": seed, "name": name, **res, "seconds": time.perf_counter() - t,
+                    "loadavg": list(os.getloadavg()), "compiles_so_far": dict(_COMPILES)})
+    summary = summarize(results)
+    path.write_text(json.dumps({"settings": {**config, "rambo": dataclasses.asdict(cfg)},
+                                "runs": results, "summary": summary}, indent=1, default=str))
+    (out / "table.md").write_text(markdown(summary))
+    print(f"seed {seed} {name}: val {res['val_accuracy']:.4f} test {res['test_accuracy']:.4f} "
+          f"({time.perf_counter() - t:.0f}s, load {os.getloadavg()[0]:.1f})", flush=True)
+
+  for seed in (int(s) for s in _SEEDS.value):
+    key = jax.random.key(seed)
+    offline = None
+    for strat in _STRATS.value:
+      if strat == "rambo":
+        todo = [(ablation_name(*a) if a != (True, True, True) else "rambo", a) for a in rows]
+      else:
+        todo = [(strat, None)]
+      for name, abl in todo:
+        if (seed, name) in done:
+          continue
+        t = time.perf_counter()
+        if strat in ("rambo", "dulo") and offline is None:
+          offline = prepare_offline(key, data, net, tc, cfg)
+          print(f"seed {seed} offline samples: {offline.timings}", flush=True)
+          t = time.perf_counter() - sum(offline.timings.values())  # charge them to this run
+        if strat == "rambo":
+          b, o, r = abl
+          u = dataclasses.replace(cfg.utility, bilevel=b, lam_ot=1.0 if o else 0.0, ranknet=r)
+          res = run_rambo(key, data, net, tc, dataclasses.replace(cfg, utility=u),
+                          offline=offline)
+        elif strat == "dulo":
+          res = run_dulo(key, data, net, tc, cfg, offline=offline)
+        else:
+          s0 = offline.s0 if offline is not None else prepare_s0(key, data, cfg)
+          res = run_baseline(key, data, net, tc, strat, cfg.k, cfg.budget, s0=s0)
+        record(seed, name, res, t)
+
+
+def prepare_s0(key, data, cfg) -> np.ndarray:
+  """S₀ exactly as ``prepare_offline(key, …)`` draws it (without the utility samples)."""
+  from jal.rambo.protocol import _initial
+  return _initial(jax.random.split(key, 8)[0], data, cfg.k)
+
+
+if __name__ == "__main__":
+  app.run(main)
