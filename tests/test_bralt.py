@@ -277,3 +277,25 @@ def test_diagnostics_against_scipy_and_by_hand():
   q = diagnostics.batch_quality(np.array([2, 3]), oracle, np.array([1, 1, 1, 1, 0, 0], bool))
   assert q["mean"] == pytest.approx(15.0)
   assert q["mean_percentile"] == pytest.approx((200 / 3 + 100) / 2)
+
+
+@pytest.mark.parametrize("batching", ["map", "vmap"])
+def test_wasserstein_with_fallback_equals_explicit_pairs(batching):
+  """Each cloud against its own target, or the shared fallback when the target is empty."""
+  rng = np.random.default_rng(7)
+  p, n, m, m2, d = 5, 6, 4, 9, 3
+  xs = jnp.asarray(rng.normal(size=(p, n, d)), jnp.float32)
+  xm = jnp.asarray(rng.random((p, n)) < 0.8).at[:, 0].set(True)
+  targets = jnp.asarray(rng.normal(size=(2, m, d)) + 1.0, jnp.float32)
+  tmask = jnp.asarray([[True, True, False, True], [False] * m])  # target 1 is empty
+  fb = jnp.asarray(rng.normal(size=(m2, d)) - 1.0, jnp.float32)
+  fbm = jnp.asarray(np.arange(m2) < 7)
+  target_of = jnp.asarray([0, 1, 0, 1, 1])
+  kw = dict(rel_epsilon=1e-2, max_iterations=3000, threshold=1e-6)
+  got = jax.jit(ot.wasserstein_with_fallback, static_argnames=("max_iterations", "batching"))(
+      xs, xm, targets, tmask, target_of, fb, fbm, batching=batching, **kw)
+  for i in range(p):
+    j = int(target_of[i])
+    y, ym = (targets[j], tmask[j]) if j == 0 else (fb, fbm)
+    want = float(ot.wasserstein(xs[i], y, xm[i], ym, **kw))
+    np.testing.assert_allclose(float(got[i]), want, rtol=1e-4)

@@ -183,17 +183,12 @@ def _sample(key, emb, valid, trust, cfg: EnvConfig, caps: Caps) -> Sample:
 
   ax, amask, _ = _gather(k_a, emb, clu.act_assign, c * na, caps.a)      # [C·A, cap_a, D]
   t_mask = trust & u_mask                                               # T′ = U′ ∩ T
-  tcx, tcmask, tc_counts = _gather(k_tc, emb, jnp.where(t_mask, clu.u_assign, -1), c, caps.tc)
+  tcx, tcmask, _ = _gather(k_tc, emb, jnp.where(t_mask, clu.u_assign, -1), c, caps.tc)
   tx, tmask, _ = _gather(k_t, emb, jnp.where(t_mask, 0, -1), 1, caps.t)
-  # A7: fall back to T′ when T′_c is empty. Both clouds are padded to cap_t.
-  tcx = jnp.pad(tcx, ((0, 0), (0, caps.t - caps.tc), (0, 0)))
-  tcmask = jnp.pad(tcmask, ((0, 0), (0, caps.t - caps.tc)))
-  has = (tc_counts > 0)[:, None]
-  tgt_x = jnp.where(has[:, :, None], tcx, tx)                            # [C, cap_t, D]
-  tgt_m = jnp.where(has, tcmask, tmask)
-  tgt_x, tgt_m = jnp.repeat(tgt_x, na, axis=0), jnp.repeat(tgt_m, na, axis=0)
-  w = ot.wasserstein_pairs(ax, tgt_x, amask, tgt_m, cfg.rel_epsilon, cfg.max_iterations,
-                           batching=cfg.ot_batching, momentum=cfg.ot_momentum)
+  # A7: an action is compared with T′_c, or with all of T′ when T′_c is empty.
+  w = ot.wasserstein_with_fallback(ax, amask, tcx, tcmask, jnp.arange(c * na) // na, tx[0],
+                                   tmask[0], cfg.rel_epsilon, cfg.max_iterations,
+                                   batching=cfg.ot_batching, momentum=cfg.ot_momentum)
   ok = (clu.act_counts > 0) & jnp.isfinite(w)
   return Sample(clu.states, clu.actions, jnp.where(ok, -w, 0.0), ok)
 

@@ -31,7 +31,8 @@ from ott.solvers.linear import acceleration
 from jal.cluster import pairwise_sq_dists
 
 __all__ = ["BATCHINGS", "resolve_batching", "wasserstein", "wasserstein_pairs",
-           "wasserstein_matrix", "gather_clusters", "segment_moments"]
+           "wasserstein_with_fallback", "wasserstein_matrix", "gather_clusters",
+           "segment_moments"]
 
 BATCHINGS = ("auto", "vmap", "map")
 
@@ -138,6 +139,54 @@ def wasserstein_pairs(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks:
   if resolve_batching(batching) == "vmap":
     return jax.vmap(fn)(xs, ys, x_masks, y_masks)
   return jax.lax.map(lambda t: fn(*t), (xs, ys, x_masks, y_masks))
+
+
+def wasserstein_with_fallback(xs: jax.Array, x_masks: jax.Array, targets: jax.Array,
+                              target_masks: jax.Array, target_of: jax.Array,
+                              fallback: jax.Array, fallback_mask: jax.Array,
+                              rel_epsilon: float = 1e-3, max_iterations: int = 2000,
+                              threshold: float = 1e-3, batching: str = "auto",
+                              momentum: float | None = None) -> jax.Array:
+  """W₂² of each cloud to its own target, or to a shared fallback cloud when that is empty.
+
+  BRAL-T's reward compares every action with the TrustSet part of its state cluster, T′_c,
+  or with all of T′ when T′_c is empty (SPEC A7). With ``"map"`` batching each pair solves
+  at its own target's padded size (a ``lax.cond``); with ``"vmap"`` the targets are padded to
+  the fallback's size and selected, so all pairs share one shape.
+
+  Args:
+    xs: ``[P, n, d]`` padded clouds.
+    x_masks: ``[P, n]`` bool.
+    targets: ``[Q, m, d]`` padded target clouds.
+    target_masks: ``[Q, m]`` bool (an all-False row is an empty target).
+    target_of: ``[P]`` int index into ``targets`` of each cloud's target.
+    fallback: ``[m2, d]`` padded fallback cloud (``m2 ≥ m`` under ``"vmap"``).
+    fallback_mask: ``[m2]`` bool.
+    rel_epsilon, max_iterations, threshold, batching, momentum: as in
+      :func:`wasserstein_pairs`.
+
+  Returns:
+    ``[P]`` costs (``+inf`` where a cloud and its fallback are empty).
+  """
+  has = jnp.any(target_masks, axis=1)[target_of]                        # [P]
+  if resolve_batching(batching) == "vmap":
+    pad = fallback.shape[0] - targets.shape[1]
+    tx = jnp.pad(targets, ((0, 0), (0, pad), (0, 0)))[target_of]
+    tm = jnp.pad(target_masks, ((0, 0), (0, pad)))[target_of]
+    tx = jnp.where(has[:, None, None], tx, fallback[None])
+    tm = jnp.where(has[:, None], tm, fallback_mask[None])
+    return wasserstein_pairs(xs, tx, x_masks, tm, rel_epsilon, max_iterations, threshold,
+                             "vmap", momentum)
+
+  def one(args):
+    x, xm, j, h = args
+    own = lambda: _w2(x, targets[j], xm, target_masks[j], None, rel_epsilon, max_iterations,
+                      threshold, momentum)
+    shared = lambda: _w2(x, fallback, xm, fallback_mask, None, rel_epsilon, max_iterations,
+                         threshold, momentum)
+    return jax.lax.cond(h, own, shared)
+
+  return jax.lax.map(one, (xs, x_masks, target_of, has))
 
 
 def wasserstein_matrix(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks: jax.Array,
