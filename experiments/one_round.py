@@ -101,6 +101,17 @@ def _load(config: dict, data_dir: str | None) -> jal.data.Dataset:
         "prepare it with tensorflow-datasets (tfds build) and pass --data_dir") from e
 
 
+def setup_from_flags():
+  """``(config, RamboConfig, data, net, TrainConfig)`` from this binary's flags, for the
+  drivers that reuse them (``rambo_tables``, ``rambo_diagnose``)."""
+  overrides = {k: flags.FLAGS[k].value for k in OVERRIDES}
+  config = resolve(_CONFIG.value, overrides)
+  cfg = rambo_config(config)
+  data = _load(config, _DATA_DIR.value)
+  net = jal.make_net(config["model"], data.x_train.shape[1:], data.num_classes)
+  return config, cfg, data, net, common.train_config(config)
+
+
 def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool = True) -> dict:
   """Runs one trial of ``config`` and writes ``workdir/result.json``; returns its dict."""
   t0 = time.perf_counter()

@@ -20,8 +20,7 @@ import numpy as np
 from absl import app, flags
 from scipy import stats
 
-import jal
-from experiments import common, one_round
+from experiments import one_round
 from jal.rambo import prepare_offline, random_pair_masks, run_rambo, subset_utilities
 
 _HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0.", allow_override=True)
@@ -29,12 +28,7 @@ _HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0.", all
 
 def main(argv):
   del argv
-  overrides = {k: flags.FLAGS[k].value for k in one_round.OVERRIDES}
-  config = one_round.resolve(one_round._CONFIG.value, overrides)
-  cfg = one_round.rambo_config(config)
-  data = one_round._load(config, one_round._DATA_DIR.value)
-  net = jal.make_net(config["model"], data.x_train.shape[1:], data.num_classes)
-  tc = common.train_config(config)
+  config, cfg, data, net, tc = one_round.setup_from_flags()
   key = jax.random.key(int(config["seed"]))
   t = time.perf_counter()
   off = prepare_offline(key, data, net, tc, cfg)

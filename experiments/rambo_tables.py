@@ -19,8 +19,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-import jal
-from experiments import common, one_round
+from experiments import one_round
 from jal.rambo import ABLATIONS, prepare_offline, run_baseline, run_dulo, run_rambo
 
 __all__ = ["ablation_name", "summarize", "markdown"]
@@ -71,12 +70,7 @@ def markdown(summary: dict) -> str:
 
 def main(argv):
   del argv
-  overrides = {k: flags.FLAGS[k].value for k in one_round.OVERRIDES}
-  config = one_round.resolve(one_round._CONFIG.value, overrides)
-  cfg = one_round.rambo_config(config)
-  data = one_round._load(config, one_round._DATA_DIR.value)
-  net = jal.make_net(config["model"], data.x_train.shape[1:], data.num_classes)
-  tc = common.train_config(config)
+  config, cfg, data, net, tc = one_round.setup_from_flags()
   out = pathlib.Path(one_round._WORKDIR.value)
   out.mkdir(parents=True, exist_ok=True)
   path = out / "results.json"

@@ -26,6 +26,7 @@ __all__ = [
   "kmeans",
   "kmeans_plusplus",
   "kmeans_plusplus_factored",
+  "lloyd_loop",
   "nearest_centroid",
   "pairwise_sq_dists",
 ]
@@ -219,6 +220,36 @@ def kmeans_plusplus_factored(
   return _d2_seeding(key, factored_sq_dist(a, e), _valid_mask(mask, a.shape[0]), k)
 
 
+def lloyd_loop(assign: Callable, update: Callable, c0: jax.Array, n_iter: int, tol: float
+               ) -> tuple[jax.Array, jax.Array]:
+  """Lloyd iterations until the relative change of the total inertia is ``≤ tol`` or
+  ``n_iter`` iterations ran (a ``lax.while_loop``).
+
+  Args:
+    assign: ``centroids -> (assignment, inertia)`` (inertia: any shape; it is summed).
+    update: ``(assignment, centroids) -> centroids``.
+    c0: initial centroids (any shape ``update`` understands).
+    n_iter: maximum number of iterations.
+    tol: relative inertia-change tolerance.
+
+  Returns:
+    ``(centroids, iterations run)``.
+  """
+  def cond(state):
+    _, prev, cur, it = state
+    converged = (it > 0) & (jnp.abs(prev - cur) <= tol * cur)
+    return (it < n_iter) & ~converged
+
+  def body(state):
+    c, _, cur, it = state
+    a, inertia = assign(c)
+    return update(a, c), cur, jnp.sum(inertia), it + 1
+
+  inf = jnp.asarray(jnp.inf, c0.dtype)
+  c, _, _, it = lax.while_loop(cond, body, (c0, inf, inf, jnp.int32(0)))
+  return c, it
+
+
 def _lloyd(key, x, valid, k, n_iter, tol):
   """One k-means run on (already centred) ``x``; returns ``KMeansResult``."""
   sq = jnp.sum(x * x, axis=-1)
@@ -237,19 +268,8 @@ def _lloyd(key, x, valid, k, n_iter, tol):
     means = sums / jnp.maximum(counts, 1.0)[:, None]
     return jnp.where((counts > 0.0)[:, None], means, c)  # Empty: keep old centre.
 
-  def cond(state):
-    _, prev, cur, it = state
-    converged = (it > 0) & (jnp.abs(prev - cur) <= tol * cur)
-    return (it < n_iter) & ~converged
-
-  def body(state):
-    c, _, cur, it = state
-    a, inertia = assign(c)
-    return update(a, c), cur, inertia, it + 1
-
   c0 = x[_d2_seeding(key, euclidean_sq_dist(x, sq), valid, k)]
-  inf = jnp.asarray(jnp.inf, x.dtype)
-  c, _, _, it = lax.while_loop(cond, body, (c0, inf, inf, jnp.int32(0)))
+  c, it = lloyd_loop(assign, update, c0, n_iter, tol)
   a, inertia = assign(c)
   return KMeansResult(c, jnp.where(valid, a, -1), inertia, it)
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jal.chunking import chunked_map
+from jal.cluster import lloyd_loop
 
 __all__ = ["GroupedKMeans", "grouped_kmeans"]
 
@@ -156,18 +157,7 @@ def grouped_kmeans(key: jax.Array, x: jax.Array, group: jax.Array, n_groups: int
     means = (sums[:-1] / jnp.maximum(cnt[:-1], 1.0)[:, None]).reshape(c.shape)
     return jnp.where((cnt[:-1] > 0).reshape(n_groups, k)[:, :, None], means, c)
 
-  def cond(state):
-    _, prev, cur, it = state
-    converged = (it > 0) & (jnp.abs(prev - cur) <= tol * cur)
-    return (it < n_iter) & ~converged
-
-  def body(state):
-    c, _, cur, it = state
-    a, inertia = assign(c)
-    return update(a, c), cur, jnp.sum(inertia), it + 1
-
-  inf = jnp.asarray(jnp.inf, x.dtype)
-  c, _, _, it = lax.while_loop(cond, body, (cents, inf, inf, jnp.int32(0)))
+  c, it = lloyd_loop(assign, update, cents, n_iter, tol)
   a, inertia = assign(c)
   c = jnp.where(ok[:, :, None], c + shift[:, None, :], 0.0)
   return GroupedKMeans(c, ok, jnp.where(inside, a, -1), inertia, it)
