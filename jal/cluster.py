@@ -20,6 +20,7 @@ from jax import lax
 __all__ = [
   "DistFn",
   "KMeansResult",
+  "d2_logits",
   "euclidean_sq_dist",
   "factored_sq_dist",
   "kcenter_greedy",
@@ -137,6 +138,17 @@ def factored_sq_dist(a: jax.Array, e: jax.Array) -> DistFn:
   return dist_to
 
 
+def d2_logits(avail: jax.Array, min_d: jax.Array) -> jax.Array:
+  """``[n]`` log-weights of a k-means++ draw: ``log D²`` over the available rows.
+
+  When every available D² is zero (duplicates) the draw falls back to uniform over the
+  available rows, so no index is ever picked twice.
+  """
+  w = jnp.where(avail, min_d, 0.0)
+  w = jnp.where(jnp.sum(w) > 0.0, w, avail.astype(w.dtype))
+  return jnp.where(w > 0.0, jnp.log(jnp.where(w > 0.0, w, 1.0)), -jnp.inf)
+
+
 def _d2_seeding(key: jax.Array, dist_fn: DistFn, valid: jax.Array, k: int) -> jax.Array:
   """Core D² sampling loop; keeps a running ``[n]`` min-distance vector."""
   keys = jax.random.split(key, k)
@@ -147,12 +159,7 @@ def _d2_seeding(key: jax.Array, dist_fn: DistFn, valid: jax.Array, k: int) -> ja
 
   def body(i, carry):
     idx, avail, min_d = carry
-    w = jnp.where(avail, min_d, 0.0)
-    # All remaining D² are zero (duplicates): fall back to uniform over the
-    # unchosen valid rows so that no index is ever picked twice.
-    w = jnp.where(jnp.sum(w) > 0.0, w, avail.astype(w.dtype))
-    logits = jnp.where(w > 0.0, jnp.log(jnp.where(w > 0.0, w, 1.0)), -jnp.inf)
-    j = jax.random.categorical(keys[i], logits).astype(jnp.int32)
+    j = jax.random.categorical(keys[i], d2_logits(avail, min_d)).astype(jnp.int32)
     return idx.at[i].set(j), avail.at[j].set(False), jnp.minimum(min_d, dist_fn(j))
 
   idx, _, _ = lax.fori_loop(1, k, body, (idx, avail, min_d))

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jal import sharding
+from jal import cluster, sharding
 from jal.cluster import KMeansResult, pairwise_sq_dists
 
 __all__ = ["gather_rows", "top_k_unlabeled", "kcenter_greedy", "kmeans_plusplus",
@@ -210,10 +210,7 @@ def _d2_seeding(key, dist_fn, valid, k, rows=None):
 
   def body(i, carry):
     idx, avail, min_d = carry
-    w = jnp.where(avail, min_d, 0.0)
-    w = jnp.where(jnp.sum(w) > 0.0, w, avail.astype(w.dtype))
-    logits = jnp.where(w > 0.0, jnp.log(jnp.where(w > 0.0, w, 1.0)), -jnp.inf)
-    j = jax.random.categorical(keys[i], logits).astype(jnp.int32)
+    j = jax.random.categorical(keys[i], cluster.d2_logits(avail, min_d)).astype(jnp.int32)
     return (idx.at[i].set(j), sharding.constrain_rows(avail & (iota != j)),
             sharding.constrain_rows(jnp.minimum(min_d, dist_fn(j))))
 
