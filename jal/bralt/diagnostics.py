@@ -15,32 +15,16 @@ Example:
 """
 
 import numpy as np
+from scipy import stats
 
-__all__ = ["rank", "spearman", "action_agreement", "batch_quality"]
-
-
-def rank(v: np.ndarray) -> np.ndarray:
-  """Average ranks (0-based; ties share their mean rank) of a 1-D array."""
-  v = np.asarray(v, np.float64)
-  order = np.argsort(v, kind="stable")
-  r = np.empty(v.size, np.float64)
-  r[order] = np.arange(v.size, dtype=np.float64)
-  # Ties: replace each group's ranks by their mean.
-  sv = v[order]
-  start = 0
-  for i in range(1, v.size + 1):
-    if i == v.size or sv[i] != sv[start]:
-      r[order[start:i]] = (start + i - 1) / 2.0
-      start = i
-  return r
+__all__ = ["spearman", "action_agreement", "batch_quality"]
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
   """Spearman rank correlation of two 1-D arrays (``nan`` if either is constant)."""
-  ra, rb = rank(a), rank(b)
-  ra, rb = ra - ra.mean(), rb - rb.mean()
-  den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
-  return float((ra * rb).sum() / den) if den > 0 else float("nan")
+  if np.ptp(a) == 0 or np.ptp(b) == 0:
+    return float("nan")
+  return float(stats.spearmanr(a, b)[0])
 
 
 def action_agreement(pred: np.ndarray, act_assign: np.ndarray, oracle: np.ndarray) -> dict:
@@ -67,7 +51,7 @@ def action_agreement(pred: np.ndarray, act_assign: np.ndarray, oracle: np.ndarra
             "top_action_oracle_percentile": float("nan")}
   means = sums[ok] / counts[ok]
   top = int(np.argmax(pred[ok]))
-  pct = 100.0 * rank(means)[top] / max(means.size - 1, 1)
+  pct = 100.0 * (stats.rankdata(means)[top] - 1) / max(means.size - 1, 1)
   return {"spearman": spearman(pred[ok], means), "n_actions": int(ok.sum()),
           "top_action_oracle_percentile": float(pct)}
 
