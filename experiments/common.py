@@ -2,6 +2,7 @@
 
 import inspect
 import json
+import os
 import pathlib
 import sys
 import time
@@ -15,7 +16,7 @@ from experiments import configs
 from jal import sharding
 
 __all__ = ["main_guard", "load_data", "build", "train_config", "loop_config", "FLAG_KEYS", "run",
-           "resolve_config", "run_key", "mesh_from_flags"]
+           "resolve_config", "run_key", "mesh_from_flags", "enable_compilation_cache"]
 
 # Scale-out flags shared by every binary (allow_override: tests import several binaries).
 _DISTRIBUTED = flags.DEFINE_bool(
@@ -24,6 +25,28 @@ _DISTRIBUTED = flags.DEFINE_bool(
 _NUM_DEVICES = flags.DEFINE_integer(
     "num_devices", None, "Shard pool and minibatches over a 'data' mesh of this many devices "
     "(-1 = all devices, of every host); unset = one device, no mesh.", allow_override=True)
+
+_COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache", None, "Directory of JAX's persistent compilation cache: programs "
+    "compiled once are reused by later runs (other seeds, strategies, reruns). Default: env "
+    "JAL_COMPILATION_CACHE, else ~/.cache/jal/xla; '' disables it.", allow_override=True)
+
+
+def enable_compilation_cache(path: str | None = None) -> str | None:
+  """Turns on JAX's persistent compilation cache in ``path`` (see ``--compilation_cache``).
+
+  Returns:
+    The directory used, or ``None`` when disabled (``path == ""``).
+  """
+  if path is None:
+    path = os.environ.get("JAL_COMPILATION_CACHE",
+                          os.path.join(os.path.expanduser("~"), ".cache", "jal", "xla"))
+  if not path:
+    return None
+  jax.config.update("jax_compilation_cache_dir", path)
+  # Only programs worth caching: a cache read costs ~0.1 s.
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  return path
 
 
 def mesh_from_flags():
@@ -169,6 +192,7 @@ def main_guard(body: Callable[[], object]) -> Callable[[list[str]], None]:
     del argv
     # Before any JAX computation: multi-host needs the coordinator first.
     sharding.maybe_initialize_distributed(_DISTRIBUTED.value)
+    enable_compilation_cache(_COMPILATION_CACHE.value)
     try:
       body()
     except (FileNotFoundError, ValueError) as e:

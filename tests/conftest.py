@@ -8,6 +8,9 @@ import pytest
 
 # Strict numerics: implicit rank promotion is a bug in library code.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# The binaries' persistent compilation cache stays off in tests (nothing written to ~/.cache;
+# subprocesses inherit the variable).
+os.environ.setdefault("JAL_COMPILATION_CACHE", "")
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 

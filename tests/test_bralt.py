@@ -297,3 +297,49 @@ def test_wasserstein_with_fallback_equals_explicit_pairs(batching):
     y, ym = (targets[j], tmask[j]) if j == 0 else (fb, fbm)
     want = float(ot.wasserstein(xs[i], y, xm[i], ym, **kw))
     np.testing.assert_allclose(float(got[i]), want, rtol=1e-4)
+
+
+def test_w2_lower_bound_matches_numpy_and_bounds_exact_w2():
+  """Σ_d (Δmean² + Δstd²) by NumPy on the valid rows, and ≤ the exact W₂² (assignment)."""
+  rng = np.random.default_rng(7)
+  n, d = 10, 3
+  xs = rng.normal(size=(3, n + 4, d)) * rng.uniform(0.5, 2, (3, 1, d)) + rng.normal(size=(3, 1, d))
+  ys = rng.normal(size=(2, n + 2, d)) + rng.normal(size=(2, 1, d))
+  xm = np.arange(n + 4)[None].repeat(3, 0) < n
+  ym = np.arange(n + 2)[None].repeat(2, 0) < n
+  xm[2] = False  # an empty cloud: +inf
+  got = np.asarray(ot.w2_lower_bound(*map(jnp.asarray, (xs.astype(np.float32),
+                                                        ys.astype(np.float32), xm, ym))))
+  for p in range(2):
+    for q in range(2):
+      x, y = xs[p, :n], ys[q, :n]
+      want = ((x.mean(0) - y.mean(0)) ** 2).sum() + ((x.std(0) - y.std(0)) ** 2).sum()
+      np.testing.assert_allclose(got[p, q], want, rtol=1e-4)
+      cost = ((x[:, None] - y[None]) ** 2).sum(-1)
+      r, c = scipy.optimize.linear_sum_assignment(cost)
+      assert got[p, q] <= cost[r, c].mean() * (1 + 1e-5)
+  assert np.isposinf(got[2]).all()
+
+
+@pytest.mark.parametrize("batching", ["map", "vmap"])
+def test_wasserstein_argmin_equals_full_matrix(batching):
+  """Branch and bound returns the full matrix's argmin (and its cost) with fewer solves; a
+  column with no finite pair gets 0 like ``jnp.argmin``."""
+  rng = np.random.default_rng(8)
+  centres = rng.normal(size=(6, 5)) * 4
+  xs = np.stack([centres[i] + rng.normal(size=(20, 5)) for i in range(6)]).astype(np.float32)
+  ys = np.stack([centres[i] + rng.normal(size=(16, 5)) * 1.2 for i in (3, 0, 5, 1)])
+  ys = ys.astype(np.float32)
+  xm = np.arange(20)[None].repeat(6, 0) < rng.integers(8, 21, (6, 1))
+  ym = np.arange(16)[None].repeat(4, 0) < rng.integers(6, 17, (4, 1))
+  xm[1] = False   # an empty candidate never wins
+  ym[3] = False   # an empty column: argmin 0, cost +inf
+  args = [jnp.asarray(a) for a in (xs, ys, xm, ym)]
+  kw = dict(rel_epsilon=1e-2, max_iterations=3000, threshold=1e-4, batching=batching,
+            momentum=1.5)
+  full = np.asarray(jax.jit(ot.wasserstein_matrix, static_argnames=tuple(kw))(*args, **kw))
+  arg, cost, solves = jax.jit(ot.wasserstein_argmin, static_argnames=tuple(kw))(*args, **kw)
+  np.testing.assert_array_equal(np.asarray(arg), np.argmin(full, axis=0))
+  np.testing.assert_allclose(np.asarray(cost)[:3], full.min(0)[:3], rtol=1e-5)
+  assert np.isposinf(float(cost[3])) and int(solves[3]) == 0
+  assert int(np.sum(solves)) < 3 * 6  # well-separated clouds: most pairs are pruned

@@ -36,6 +36,24 @@ def test_one_sampling_shapes_and_rewards():
   np.testing.assert_array_equal(smp.states[0], smp.states[1])
 
 
+def test_worker_threads_give_the_same_selection():
+  """Samplings and pool clustering on worker threads: same picks, losses and rewards as on
+  the calling thread (same keys, same order)."""
+  from jal.bralt.strategy import rl_select
+  cfg = env.EnvConfig(**SMALL)
+  rng = np.random.default_rng(0)
+  emb = jnp.asarray(rng.normal(size=(200, HIDDEN)), jnp.float32)
+  labeled = np.arange(200) < 80
+  trust = labeled & (np.arange(200) % 4 == 0)
+  out = [rl_select(jax.random.key(3), emb, labeled, trust, cfg, BUDGET, 20, pad_to=PAD_TO,
+                   workers=w) for w in (1, 2)]
+  (i1, info1), (i2, info2) = out
+  np.testing.assert_array_equal(i1, i2)
+  assert i1.size == BUDGET and not labeled[i1].any()
+  np.testing.assert_array_equal(info1["losses"], info2["losses"])
+  np.testing.assert_array_equal(info1["pred"], info2["pred"])
+
+
 @pytest.fixture(scope="module")
 def digits():
   return jal.data.load("digits")

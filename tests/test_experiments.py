@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import jax
 import pytest
 
 import jal
@@ -84,3 +85,16 @@ def test_bralt_diagnose_reports_agreement():
   # The oracle batch is by construction the best-scored class-balanced batch.
   bo = out["batch_oracle"]
   assert bo["gradnd_gt"]["mean_percentile"] >= bo["random"]["mean_percentile"]
+
+
+def test_compilation_cache_dir_and_opt_out(tmp_path, monkeypatch):
+  from experiments import common
+  old = jax.config.jax_compilation_cache_dir
+  try:
+    assert common.enable_compilation_cache("") is None
+    assert jax.config.jax_compilation_cache_dir == old
+    monkeypatch.setenv("JAL_COMPILATION_CACHE", str(tmp_path))
+    assert common.enable_compilation_cache() == str(tmp_path)
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path)
+  finally:
+    jax.config.update("jax_compilation_cache_dir", old)

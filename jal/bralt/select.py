@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from jal.bralt import reward_net as rn
-from jal.bralt.env import Caps, EnvConfig, cluster_states
+from jal.bralt.env import Caps, Clustering, EnvConfig, cluster_states
 
-__all__ = ["action_takes", "fill_batch", "select_batch"]
+__all__ = ["action_takes", "fill_batch", "cluster_pool", "query", "select_batch"]
 
 
 def _rank_in_group(key, group, k):
@@ -108,10 +108,31 @@ def fill_batch(key: jax.Array, act_assign: jax.Array, reward: jax.Array, n_state
   return idx, selected
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "caps", "budget", "global_ranking"))
+@functools.partial(jax.jit, static_argnames=("cfg", "caps"))
+def cluster_pool(key: jax.Array, emb: jax.Array, labeled: jax.Array, cfg: EnvConfig,
+                 caps: Caps) -> Clustering:
+  """States and actions of the real ``(L_i, U_i)``: :func:`~jal.bralt.env.cluster_states`
+  on the pool. Independent of the reward net, so it can run while the RL trains."""
+  return cluster_states(key, emb, labeled, ~labeled, cfg, caps)
+
+
+@functools.partial(jax.jit, static_argnames=("n_states", "budget", "global_ranking"))
+def query(key: jax.Array, model: rn.RewardModel, clu: Clustering, n_states: int, budget: int,
+          global_ranking: bool = False) -> tuple[jax.Array, jax.Array]:
+  """Predicted rewards of the pool's (state, action) pairs and the quota-filled batch.
+
+  Returns:
+    ``(indices [budget] int32, predicted rewards [C·A])``; empty actions predict ``-inf``.
+  """
+  pred = rn.predict_reward(model, clu.states, clu.actions)
+  pred = jnp.where(clu.act_counts > 0, pred, -jnp.inf)
+  idx, _ = fill_batch(key, clu.act_assign, pred, n_states, budget, global_ranking)
+  return idx, pred
+
+
 def select_batch(key: jax.Array, model: rn.RewardModel, emb: jax.Array, labeled: jax.Array,
                  cfg: EnvConfig, caps: Caps, budget: int, global_ranking: bool = False):
-  """BRAL-T's query on the real pool.
+  """BRAL-T's query on the real pool: :func:`cluster_pool` then :func:`query`.
 
   Args:
     key: PRNG key.
@@ -127,9 +148,6 @@ def select_batch(key: jax.Array, model: rn.RewardModel, emb: jax.Array, labeled:
     ``(indices [budget] int32, predicted rewards [C·A], clustering)``.
   """
   k_clu, k_fill = jax.random.split(key)
-  clu = cluster_states(k_clu, emb, labeled, ~labeled, cfg, caps)
-  pred = rn.predict_reward(model, clu.states, clu.actions)
-  pred = jnp.where(clu.act_counts > 0, pred, -jnp.inf)
-  idx, _ = fill_batch(k_fill, clu.act_assign, pred, cfg.n_state_clusters, budget,
-                      global_ranking)
+  clu = cluster_pool(k_clu, emb, labeled, cfg, caps)
+  idx, pred = query(k_fill, model, clu, cfg.n_state_clusters, budget, global_ranking)
   return idx, pred, clu

@@ -11,7 +11,10 @@
 - ``gradnd_gt``: oracle; class-balanced top exact GraNd on U with the *true* labels.
 """
 
+import atexit
+import concurrent.futures
 import functools
+import threading
 import time
 
 import jax
@@ -21,6 +24,7 @@ import numpy as np
 from jal.bralt import env as env_lib
 from jal.bralt import select as select_lib
 from jal.bralt import trustset
+from jal.host_threads import default_workers
 from jal.scores import grand
 from jal.strategies.base import Context, Strategy
 from jal.train import predict
@@ -64,9 +68,31 @@ def _bucket_rows(n_pad: int, base: int) -> int:
   return n_pad if n_pad <= base else n_pad // 2 + 1
 
 
+_WARM_UPS: list[threading.Thread] = []
+
+
+@atexit.register
+def _join_warm_ups():  # never leave a compile running while the interpreter shuts down
+  while _WARM_UPS:
+    _WARM_UPS.pop().join()
+
+
+def _warm_up(key, emb, n_pad, pad_to, cfg, trust_cap):
+  """Compiles (and once runs) the sampling program of ``n_pad`` labeled rows on a thread."""
+  def body():
+    rows = jnp.arange(n_pad) % emb.shape[0]
+    valid = jnp.asarray(np.arange(n_pad) < n_pad // 2 + 1)
+    caps = env_lib.sample_caps(cfg, _bucket_rows(n_pad, pad_to), trust_cap)
+    jax.block_until_ready(env_lib.sample(key, emb[rows], valid, valid, cfg, caps))
+  thread = threading.Thread(target=body, daemon=True, name="bralt-warm-up")
+  thread.start()
+  _WARM_UPS.append(thread)
+
+
 def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.ndarray,
               cfg: env_lib.EnvConfig, budget: int, trust_cap: int,
-              global_ranking: bool = False, pad_to: int = 256):
+              global_ranking: bool = False, pad_to: int = 256, workers: int | None = None,
+              next_labeled: int | None = None):
   """Runs the RL on the labeled rows and selects ``budget`` unlabeled rows.
 
   Args:
@@ -80,11 +106,18 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
     global_ranking: one global ranking instead of A8's quotas.
     pad_to: labeled rows are padded to ``pad_to · 2^j`` rows (``O(log n)`` compiles per run);
       padded cloud sizes are set from the smallest labeled set of that bucket.
+    workers: threads computing the samplings and the pool clustering while the reward net
+      trains (``None``: the CPU cores on a CPU backend, else 1 = no threads).
+    next_labeled: labeled count of the next round; when it falls in a new bucket, that
+      bucket's sampling program is compiled on a background thread (during the next
+      round's training). The next call waits for it first, so what is left of the compile
+      is counted in its RL seconds.
 
   Returns:
     ``(indices [≤ budget] np.int64, info)`` with ``info`` holding the reward-net losses
     ``[samplings, steps]``, the predicted rewards ``[C·A]``, the pool's action ids
-    ``act_assign [n]`` and the RL / selection seconds.
+    ``act_assign [n]`` and the RL / selection seconds (with workers, the pool clustering
+    overlaps the RL; selection seconds are what is left after the reward net is trained).
 
   Raises:
     ValueError: if there are fewer than ``M + C`` labeled or ``C`` unlabeled rows.
@@ -101,19 +134,37 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
   valid = np.arange(n_pad) < n_l
   trust_l = np.asarray(trust, bool)[rows] & valid
   caps = env_lib.sample_caps(cfg, _bucket_rows(n_pad, pad_to), trust_cap)
-  k_rl, k_sel = jax.random.split(key)
   t0 = time.perf_counter()
-  model, losses, _ = env_lib.run_rl(k_rl, emb[jnp.asarray(rows)], jnp.asarray(valid),
-                                    jnp.asarray(trust_l), cfg, caps)
-  jax.block_until_ready(model)
-  t1 = time.perf_counter()
+  _join_warm_ups()
+  k_rl, k_sel = jax.random.split(key)
+  k_clu, k_fill = jax.random.split(k_sel)
   # Selection clouds are sized from the (fixed) pool size, so the selection program
   # compiles once per run whatever the labeled count (larger clusters are subsampled).
   n = labeled.size
   sel_caps = env_lib.Caps(env_lib.cloud_cap(cfg, n, m), env_lib.cloud_cap(cfg, n, c), 1, 1, 1)
-  idx, pred, clu = select_lib.select_batch(k_sel, model, emb, jnp.asarray(labeled), cfg,
-                                           sel_caps, budget, global_ranking)
+  cluster = lambda: jax.block_until_ready(
+      select_lib.cluster_pool(k_clu, emb, jnp.asarray(labeled), cfg, sel_caps))
+  rl_args = (k_rl, emb[jnp.asarray(rows)], jnp.asarray(valid), jnp.asarray(trust_l), cfg, caps)
+  n_workers = default_workers(workers)
+  if n_workers > 1:
+    # The pool clustering and the 30 samplings are independent of the reward net: worker
+    # threads compute them while this thread trains it (same results, in parallel).
+    with concurrent.futures.ThreadPoolExecutor(n_workers) as ex:
+      clu_future = ex.submit(cluster)
+      model, losses, _ = env_lib.run_rl(*rl_args, executor=ex)
+      jax.block_until_ready(model)
+      t1 = time.perf_counter()
+      clu = clu_future.result()
+  else:
+    model, losses, _ = env_lib.run_rl(*rl_args)
+    jax.block_until_ready(model)
+    t1 = time.perf_counter()
+    clu = cluster()
+  idx, pred = select_lib.query(k_fill, model, clu, c, budget, global_ranking)
   idx = np.asarray(idx)
+  if next_labeled is not None and _pad_rows(next_labeled, pad_to) != n_pad:
+    _warm_up(jax.random.split(k_rl)[0], emb, _pad_rows(next_labeled, pad_to), pad_to, cfg,
+             trust_cap)
   return idx[idx >= 0], {"losses": np.asarray(losses), "pred": np.asarray(pred),
                          "act_assign": np.asarray(clu.act_assign),
                          "rl_seconds": t1 - t0, "selection_seconds": time.perf_counter() - t1}
@@ -149,7 +200,7 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
                     ot_momentum: float | None = None,
                     global_ranking: bool = False, pad_to: int = 256,
                     trust_group: str = "trust", name: str = "bral_t",
-                    full_info: bool = False) -> Strategy:
+                    full_info: bool = False, workers: int | None = None) -> Strategy:
   """BRAL-T (Batch Reinforcement Active Learning with TrustSet).
 
   Args:
@@ -179,6 +230,7 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
     full_info: ``pick`` also returns the arrays of :func:`rl_select`'s info (predicted
       rewards, action ids, losses) and the TrustSet mask, for diagnostics; the default
       returns only JSON-able per-round figures.
+    workers: threads for the samplings and the pool clustering (:func:`rl_select`).
 
   Returns:
     The ``Strategy``.
@@ -204,7 +256,8 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
       trust = diffset_mask(aux["scores"], ctx.labeled, budget, 1)
       trust_cap = budget
     idx, info = rl_select(key, aux["emb"], np.asarray(ctx.labeled), np.asarray(trust), cfg,
-                          budget, trust_cap, global_ranking, pad_to)
+                          budget, trust_cap, global_ranking, pad_to, workers,
+                          next_labeled=int(np.sum(ctx.labeled)) + budget)
     if full_info:
       return idx, {**info, **_round_info(info), "trust": np.asarray(trust)}
     return idx, _round_info(info)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jal.host_threads import map_threads
 from jal.models.net import Net, Variables
 from jal.rambo.utility_model import SetNet
 from jal.train import FitResult, TrainConfig, _begin, _end, _init_state, _step
@@ -117,7 +118,7 @@ def _fit_one(net, config, key, mask, x, y):
 
 
 def fit_subsets(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: jax.Array,
-                masks: jax.Array) -> FitResult:
+                masks: jax.Array, workers: int | None = None) -> FitResult:
   """Model ``i`` = ``fit(keys[i], net, config, x, y, masks[i])``, trained fast on XLA:CPU.
 
   Models are trained one after the other (on XLA:CPU ``vmap``ped steps and device loops are
@@ -132,6 +133,8 @@ def fit_subsets(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y:
     x: small pool ``[n, H, W, C]`` (e.g. S₀).
     y: ``[n]`` labels.
     masks: ``[k, n]`` bool, non-empty subsets.
+    workers: threads training models side by side (``None``: the CPU cores on a CPU
+      backend, 1 elsewhere).
 
   Returns:
     ``FitResult`` with a leading ``[k]`` axis (variables of ``net``).
@@ -142,7 +145,10 @@ def fit_subsets(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y:
   if net.name == "lenet" and not net.dropout and min(x.shape[1:3]) >= 20:
     net, x = patch_lenet(net), conv_patches(jnp.asarray(x))
   x, y = jnp.asarray(x), jnp.asarray(y)
-  states = [_fit_one(net, config, keys[i], masks[i], x, y) for i in range(masks.shape[0])]
+  # Models train side by side on host threads (jal.host_threads): same results.
+  states = map_threads(
+      lambda i: jax.block_until_ready(_fit_one(net, config, keys[i], masks[i], x, y)),
+      range(masks.shape[0]), workers)
   st = jax.tree.map(lambda *a: jnp.stack(a), *states)
   return FitResult(st.variables, st.epoch, st.train_acc)
 
