@@ -16,7 +16,8 @@ from experiments import configs
 from jal import sharding
 
 __all__ = ["main_guard", "load_data", "build", "train_config", "loop_config", "FLAG_KEYS", "run",
-           "resolve_config", "run_key", "mesh_from_flags", "enable_compilation_cache"]
+           "resolve_config", "run_key", "mesh_from_flags", "enable_compilation_cache",
+           "compilation_cache_from_flags"]
 
 # Scale-out flags shared by every binary (allow_override: tests import several binaries).
 _DISTRIBUTED = flags.DEFINE_bool(
@@ -47,6 +48,11 @@ def enable_compilation_cache(path: str | None = None) -> str | None:
   # Only programs worth caching: a cache read costs ~0.1 s.
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   return path
+
+
+def compilation_cache_from_flags() -> str | None:
+  """:func:`enable_compilation_cache` with ``--compilation_cache`` (call before compiling)."""
+  return enable_compilation_cache(_COMPILATION_CACHE.value)
 
 
 def mesh_from_flags():
@@ -192,7 +198,7 @@ def main_guard(body: Callable[[], object]) -> Callable[[list[str]], None]:
     del argv
     # Before any JAX computation: multi-host needs the coordinator first.
     sharding.maybe_initialize_distributed(_DISTRIBUTED.value)
-    enable_compilation_cache(_COMPILATION_CACHE.value)
+    compilation_cache_from_flags()
     try:
       body()
     except (FileNotFoundError, ValueError) as e:

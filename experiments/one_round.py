@@ -141,6 +141,7 @@ def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool =
 
 def main(argv):
   del argv
+  common.compilation_cache_from_flags()
   try:
     overrides = {k: flags.FLAGS[k].value for k in OVERRIDES}
     run(resolve(_CONFIG.value, overrides), _WORKDIR.value, _DATA_DIR.value)

@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags
 from scipy import stats
 
-from experiments import one_round
+from experiments import common, one_round
 from jal.rambo import prepare_offline, random_pair_masks, run_rambo, subset_utilities
 
 _HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0.", allow_override=True)
@@ -28,6 +28,7 @@ _HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0.", all
 
 def main(argv):
   del argv
+  common.compilation_cache_from_flags()
   config, cfg, data, net, tc = one_round.setup_from_flags()
   key = jax.random.key(int(config["seed"]))
   t = time.perf_counter()

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from experiments import one_round
+from experiments import common, one_round
 from jal.rambo import ABLATIONS, prepare_offline, run_baseline, run_dulo, run_rambo
 
 __all__ = ["ablation_name", "summarize", "markdown"]
@@ -70,6 +70,7 @@ def markdown(summary: dict) -> str:
 
 def main(argv):
   del argv
+  common.compilation_cache_from_flags()
   config, cfg, data, net, tc = one_round.setup_from_flags()
   out = pathlib.Path(one_round._WORKDIR.value)
   out.mkdir(parents=True, exist_ok=True)
