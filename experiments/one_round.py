@@ -20,7 +20,7 @@ from absl import app, flags
 import jal
 from experiments import common
 from experiments.configs import rambo_cifar10, rambo_fmnist, rambo_mnist, rambo_smoke, rambo_svhn
-from jal.rambo import BilevelConfig, RamboConfig, run_one_round
+from jal.rambo import HYPERGRADS, BilevelConfig, RamboConfig, run_one_round
 
 __all__ = ["CONFIGS", "OVERRIDES", "resolve", "rambo_config", "run"]
 
@@ -52,6 +52,9 @@ flags.DEFINE_integer("fit_chunk", None, "Classifiers trained together by fit_man
 flags.DEFINE_integer("epochs", None, "Maximum classifier epochs.", allow_override=True)
 flags.DEFINE_integer("outer_steps", None, "Bilevel outer steps per iteration.", allow_override=True)
 flags.DEFINE_integer("inner_steps", None, "Bilevel inner steps T.", allow_override=True)
+flags.DEFINE_enum("hypergrad", None, list(HYPERGRADS),
+                  "Bilevel hypergradient: AID-CG, the same via lax.custom_root, or ITD.",
+                  allow_override=True)
 flags.DEFINE_bool("bilevel", None, "Bilevel training of the utility model (ablation).",
     allow_override=True)
 flags.DEFINE_bool("ot", None, "OT auxiliary task, lambda_OT = 1 (ablation).", allow_override=True)
@@ -60,7 +63,8 @@ flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablati
 
 OVERRIDES = ("dataset", "model", "strategy", "seed", "k", "budget", "offline_pairs",
              "offline_steps", "m_factor",
-             "fit_chunk", "epochs", "outer_steps", "inner_steps", "bilevel", "ot", "ranknet")
+             "fit_chunk", "epochs", "outer_steps", "inner_steps", "hypergrad", "bilevel", "ot",
+             "ranknet")
 
 
 def resolve(name: str, overrides: dict) -> dict:
@@ -80,6 +84,7 @@ def rambo_config(c: dict) -> RamboConfig:
   """The ``RamboConfig`` of a config dict."""
   utility = BilevelConfig(bilevel=bool(c["bilevel"]), outer_steps=int(c["outer_steps"]),
                           inner_steps=int(c["inner_steps"]), cg_steps=int(c["cg_steps"]),
+                          hypergrad=str(c["hypergrad"]),
                           lam_ot=1.0 if c["ot"] else 0.0, ranknet=bool(c["ranknet"]))
   return RamboConfig(k=int(c["k"]), budget=int(c["budget"]), k1=int(c["k1"]), b=int(c["b"]),
                      n_aug=int(c["n_aug"]), offline_pairs=int(c["offline_pairs"]),

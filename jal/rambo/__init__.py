@@ -28,6 +28,12 @@ from jal.rambo.bilevel import (
   train_bilevel,
   train_plain,
 )
+from jal.rambo.hypergrad import (
+  HYPERGRADS,
+  custom_root_hypergrad,
+  implicit_solution,
+  itd_hypergrad,
+)
 from jal.rambo.losses import ot_loss, rank_loss, rank_target, regression_loss, total_loss
 from jal.rambo.protocol import (
   ABLATIONS,
@@ -55,6 +61,7 @@ __all__ = [
     "GreedyTrace", "dulo_select", "greedy_margin", "rambo_select", "smallest_margin",
     "BilevelConfig", "PairData", "implicit_hypergrad", "init_lambda", "regularizer",
     "split_by_length", "train_bilevel", "train_plain",
+    "HYPERGRADS", "custom_root_hypergrad", "implicit_solution", "itd_hypergrad",
     "ot_loss", "rank_loss", "rank_target", "regression_loss", "total_loss",
     "ABLATIONS", "BASELINES", "Offline", "RamboConfig", "prepare_offline", "run_baseline",
     "run_dulo", "run_one_round", "run_rambo",
