@@ -5,7 +5,8 @@ r"""One-round (non-adaptive) acquisition: RAMBO, DULO or a jal baseline; writes 
       --budget=700 --bilevel=false --workdir=/tmp/rambo_mnist_b700_nobilevel
 
 Flags left unset take the value of ``--config``. ``--bilevel``, ``--ot`` and ``--ranknet``
-select the 8 ablation rows of RAMBO's Tables 3/4.
+select the 8 ablation rows of RAMBO's Tables 3/4. ``--hypergrad`` (SPEC §2.4: cg, custom_root,
+itd) and ``--aug_distance`` (R5: euclidean, sinkhorn) are the flags of the REC readings.
 """
 
 import dataclasses
@@ -20,7 +21,7 @@ from absl import app, flags
 import jal
 from experiments import common
 from experiments.configs import rambo_cifar10, rambo_fmnist, rambo_mnist, rambo_smoke, rambo_svhn
-from jal.rambo import HYPERGRADS, BilevelConfig, RamboConfig, run_one_round
+from jal.rambo import AUG_DISTANCES, HYPERGRADS, BilevelConfig, RamboConfig, run_one_round
 
 __all__ = ["CONFIGS", "OVERRIDES", "resolve", "rambo_config", "run"]
 
@@ -55,6 +56,9 @@ flags.DEFINE_integer("inner_steps", None, "Bilevel inner steps T.", allow_overri
 flags.DEFINE_enum("hypergrad", None, list(HYPERGRADS),
                   "Bilevel hypergradient: AID-CG, the same via lax.custom_root, or ITD.",
                   allow_override=True)
+flags.DEFINE_enum("aug_distance", None, list(AUG_DISTANCES),
+                  "Distance of Eq. 4: euclidean between pooled phi, or latent-space Sinkhorn.",
+                  allow_override=True)
 flags.DEFINE_bool("bilevel", None, "Bilevel training of the utility model (ablation).",
     allow_override=True)
 flags.DEFINE_bool("ot", None, "OT auxiliary task, lambda_OT = 1 (ablation).", allow_override=True)
@@ -63,8 +67,8 @@ flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablati
 
 OVERRIDES = ("dataset", "model", "strategy", "seed", "k", "budget", "offline_pairs",
              "offline_steps", "m_factor",
-             "fit_chunk", "epochs", "outer_steps", "inner_steps", "hypergrad", "bilevel", "ot",
-             "ranknet")
+             "fit_chunk", "epochs", "outer_steps", "inner_steps", "hypergrad", "aug_distance",
+             "bilevel", "ot", "ranknet")
 
 
 def resolve(name: str, overrides: dict) -> dict:
@@ -92,7 +96,7 @@ def rambo_config(c: dict) -> RamboConfig:
                      aug_from_next=bool(c["aug_from_next"]), fit_chunk=int(c["fit_chunk"]),
                      extractor=c["extractor"], utility=utility,
                      dulo_candidates=int(c["dulo_candidates"]),
-                     ot_debiased=bool(c["ot_debiased"]))
+                     ot_debiased=bool(c["ot_debiased"]), aug_distance=str(c["aug_distance"]))
 
 
 def _load(config: dict, data_dir: str | None) -> jal.data.Dataset:

@@ -47,9 +47,12 @@ from jal.rambo.protocol import (
   run_rambo,
 )
 from jal.rambo.samples import (
+  AUG_DISTANCES,
   OTTargets,
   class_distance,
+  interpolate_from_distances,
   interpolate_utility,
+  latent_divergence,
   make_ot_targets,
   ot_targets,
   random_pair_masks,
@@ -65,7 +68,8 @@ __all__ = [
     "ot_loss", "rank_loss", "rank_target", "regression_loss", "total_loss",
     "ABLATIONS", "BASELINES", "Offline", "RamboConfig", "prepare_offline", "run_baseline",
     "run_dulo", "run_one_round", "run_rambo",
-    "OTTargets", "class_distance", "interpolate_utility", "make_ot_targets", "ot_targets",
+    "AUG_DISTANCES", "OTTargets", "class_distance", "interpolate_from_distances",
+    "interpolate_utility", "latent_divergence", "make_ot_targets", "ot_targets",
     "random_pair_masks", "subset_utilities",
     "SetNet", "SetOutput", "make_set_net", "masked_mean",
 ]
