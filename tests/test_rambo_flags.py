@@ -1,12 +1,17 @@
-"""RAMBO flags: latent Sinkhorn distance of Eq. 4 (R5)."""
+"""RAMBO flags: latent Sinkhorn distance of Eq. 4 (R5), noise/imbalance settings (R8), plumbing."""
+
+import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from ott.geometry import pointcloud
 from ott.solvers import linear
 
-from jal.rambo import samples
+import jal
+from experiments import one_round
+from jal.rambo import samples, settings
 
 
 def _embeddings(n=12, e=5, seed=0):
@@ -73,3 +78,94 @@ def test_interpolate_from_distances_by_hand_and_euclidean_unchanged():
   phi = jnp.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
   u = samples.interpolate_utility(phi, jnp.zeros(2), jnp.array([6.0, 8.0]), 0.6, 0.8)
   np.testing.assert_allclose(u, [0.6, 0.7, 0.8], rtol=1e-5)
+
+
+def _toy_data(per_class=20, k=10):
+  """Pool of ``k · per_class`` points whose single pixel is the row index; clean val/test."""
+  n = per_class * k
+  x = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1)
+  y = np.repeat(np.arange(k), per_class)
+  return jal.data.make_dataset(x, y, x[:30] + 0.5, y[:30], x[:40] - 0.5, y[:40][::-1].copy(),
+                               num_classes=k, name="toy")
+
+
+def _same_eval_splits(a, b):
+  for name in ("x_val", "y_val", "x_test", "y_test"):
+    np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_noisy_pool_flips_exact_count_to_other_classes():
+  data = _toy_data()
+  noisy = settings.noisy_pool(jax.random.key(0), data, rate=0.2)
+  np.testing.assert_array_equal(noisy.x_train, data.x_train)
+  _same_eval_splits(noisy, data)
+  # Exactly round(0.2 · 200) = 40 rows are drawn and all 40 differ: none was "flipped" to itself.
+  assert int(np.sum(noisy.y_train != data.y_train)) == 40
+  assert noisy.y_train.min() >= 0 and noisy.y_train.max() < 10
+  again = settings.noisy_pool(jax.random.key(0), data, rate=0.2)
+  np.testing.assert_array_equal(again.y_train, noisy.y_train)
+  other = settings.noisy_pool(jax.random.key(1), data, rate=0.2)
+  assert not np.array_equal(other.y_train, noisy.y_train)
+  np.testing.assert_array_equal(settings.noisy_pool(jax.random.key(0), data, 0.0).y_train,
+                                data.y_train)
+
+
+@pytest.mark.parametrize("keep_only,left", [(False, 16), (True, 4)])
+def test_imbalanced_pool_thins_three_classes(keep_only, left):
+  data = _toy_data()
+  imb = settings.imbalanced_pool(jax.random.key(0), data, class_frac=0.3, remove=0.2,
+                                 keep_only=keep_only)
+  counts = np.bincount(imb.y_train, minlength=10)
+  # 30% of 10 classes lose 20% of their 20 instances (or keep only 20%): 16 (or 4) are left.
+  assert sorted(counts.tolist()) == [left] * 3 + [20] * 7
+  rows = imb.x_train[:, 0, 0, 0].astype(int)  # the original pool index of each kept row
+  assert np.all(np.diff(rows) > 0)
+  np.testing.assert_array_equal(imb.y_train, data.y_train[rows])
+  _same_eval_splits(imb, data)
+  again = settings.imbalanced_pool(jax.random.key(0), data, keep_only=keep_only)
+  np.testing.assert_array_equal(again.x_train, imb.x_train)
+  picks = {tuple(np.flatnonzero(np.bincount(settings.imbalanced_pool(
+      jax.random.key(s), data, keep_only=keep_only).y_train, minlength=10) < 20))
+      for s in range(5)}
+  assert len(picks) > 1  # the thinned classes are drawn at random
+
+
+def test_one_round_flags_reach_the_configs():
+  over = {"hypergrad": "itd", "aug_distance": "sinkhorn", "noise_rate": 0.2,
+          "imbalance": "keep_only"}
+  config = one_round.resolve("rambo_smoke", over)
+  cfg = one_round.rambo_config(config)
+  assert cfg.utility.hypergrad == "itd" and cfg.aug_distance == "sinkhorn"
+  default = one_round.resolve("rambo_smoke", {})
+  base = one_round.rambo_config(default)
+  assert base.utility.hypergrad == "cg" and base.aug_distance == "euclidean"
+  data = jal.data.load("digits")
+  assert one_round.apply_settings(default, data) is data  # REC: no R8 setting
+  got = one_round.apply_settings(config, data)
+  _same_eval_splits(got, data)
+  before = np.bincount(data.y_train, minlength=10)
+  imb = settings.imbalanced_pool(
+      jax.random.split(jax.random.fold_in(jax.random.key(0), one_round._SETTINGS_STREAM))[0],
+      data, 0.3, 0.2, keep_only=True)
+  after = np.bincount(imb.y_train, minlength=10)
+  assert int(np.sum(after < before)) == 3  # imbalance first ...
+  assert got.x_train.shape == imb.x_train.shape
+  assert int(np.sum(got.y_train != imb.y_train)) == round(0.2 * imb.y_train.shape[0])  # ... noise
+  with pytest.raises(ValueError, match="hypergrad"):
+    one_round.rambo_config({**default, "hypergrad": "newton"})
+  with pytest.raises(ValueError, match="aug_distance"):
+    one_round.rambo_config({**default, "aug_distance": "cosine"})
+  with pytest.raises(ValueError, match="imbalance"):
+    one_round.apply_settings({**default, "imbalance": "half"}, data)
+
+
+@pytest.mark.slow
+def test_one_round_rambo_smoke_with_all_flags(tmp_path):
+  over = {"strategy": "rambo", "hypergrad": "itd", "aug_distance": "sinkhorn",
+          "noise_rate": 0.2, "imbalance": "remove"}
+  one_round.run(one_round.resolve("rambo_smoke", over), str(tmp_path), verbose=False)
+  out = json.loads((tmp_path / "result.json").read_text())
+  assert 0.0 <= out["val_accuracy"] <= 1.0 and out["labeled"] == 40
+  assert out["settings"]["rambo"]["utility"]["hypergrad"] == "itd"
+  assert out["settings"]["rambo"]["aug_distance"] == "sinkhorn"
+  assert sum(out["pool_class_counts"]) < jal.data.load("digits").x_train.shape[0]

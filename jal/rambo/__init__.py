@@ -58,6 +58,7 @@ from jal.rambo.samples import (
   random_pair_masks,
   subset_utilities,
 )
+from jal.rambo.settings import IMBALANCE_MODES, imbalanced_pool, noisy_pool
 from jal.rambo.utility_model import SetNet, SetOutput, make_set_net, masked_mean
 
 __all__ = [
@@ -71,5 +72,6 @@ __all__ = [
     "AUG_DISTANCES", "OTTargets", "class_distance", "interpolate_from_distances",
     "interpolate_utility", "latent_divergence", "make_ot_targets", "ot_targets",
     "random_pair_masks", "subset_utilities",
+    "IMBALANCE_MODES", "imbalanced_pool", "noisy_pool",
     "SetNet", "SetOutput", "make_set_net", "masked_mean",
 ]
