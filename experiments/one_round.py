@@ -5,7 +5,9 @@ r"""One-round (non-adaptive) acquisition: RAMBO, DULO or a jal baseline; writes 
       --budget=700 --bilevel=false --workdir=/tmp/rambo_mnist_b700_nobilevel
 
 Flags left unset take the value of ``--config``. ``--bilevel``, ``--ot`` and ``--ranknet``
-select the 8 ablation rows of RAMBO's Tables 3/4.
+select the 8 ablation rows of RAMBO's Tables 3/4. ``--hypergrad`` (SPEC §2.4: cg, custom_root,
+itd) and ``--aug_distance`` (R5: euclidean, sinkhorn) are the flags of the REC readings;
+``--noise_rate`` and ``--imbalance`` (R8) change the pool after loading, before S0 is drawn.
 """
 
 import dataclasses
@@ -15,14 +17,24 @@ import sys
 import time
 
 import jax
+import numpy as np
 from absl import app, flags
 
 import jal
 from experiments import common
 from experiments.configs import rambo_cifar10, rambo_fmnist, rambo_mnist, rambo_smoke, rambo_svhn
-from jal.rambo import BilevelConfig, RamboConfig, run_one_round
+from jal.rambo import (
+  AUG_DISTANCES,
+  HYPERGRADS,
+  IMBALANCE_MODES,
+  BilevelConfig,
+  RamboConfig,
+  imbalanced_pool,
+  noisy_pool,
+  run_one_round,
+)
 
-__all__ = ["CONFIGS", "OVERRIDES", "resolve", "rambo_config", "run"]
+__all__ = ["CONFIGS", "OVERRIDES", "resolve", "rambo_config", "apply_settings", "run"]
 
 CONFIGS = {"rambo_mnist": rambo_mnist, "rambo_fmnist": rambo_fmnist,
            "rambo_cifar10": rambo_cifar10, "rambo_svhn": rambo_svhn, "rambo_smoke": rambo_smoke}
@@ -52,6 +64,17 @@ flags.DEFINE_integer("fit_chunk", None, "Classifiers trained together by fit_man
 flags.DEFINE_integer("epochs", None, "Maximum classifier epochs.", allow_override=True)
 flags.DEFINE_integer("outer_steps", None, "Bilevel outer steps per iteration.", allow_override=True)
 flags.DEFINE_integer("inner_steps", None, "Bilevel inner steps T.", allow_override=True)
+flags.DEFINE_enum("hypergrad", None, list(HYPERGRADS),
+                  "Bilevel hypergradient: AID-CG, the same via lax.custom_root, or ITD.",
+                  allow_override=True)
+flags.DEFINE_enum("aug_distance", None, list(AUG_DISTANCES),
+                  "Distance of Eq. 4: euclidean between pooled phi, or latent-space Sinkhorn.",
+                  allow_override=True)
+flags.DEFINE_float("noise_rate", None, "Noisy oracle (R8): fraction of pool labels flipped.",
+                   allow_override=True)
+flags.DEFINE_enum("imbalance", None, list(IMBALANCE_MODES),
+                  "Class imbalance (R8): in imbalance_classes of the classes remove (or keep "
+                  "only) imbalance_fraction of the pool instances.", allow_override=True)
 flags.DEFINE_bool("bilevel", None, "Bilevel training of the utility model (ablation).",
     allow_override=True)
 flags.DEFINE_bool("ot", None, "OT auxiliary task, lambda_OT = 1 (ablation).", allow_override=True)
@@ -60,7 +83,11 @@ flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablati
 
 OVERRIDES = ("dataset", "model", "strategy", "seed", "k", "budget", "offline_pairs",
              "offline_steps", "m_factor",
-             "fit_chunk", "epochs", "outer_steps", "inner_steps", "bilevel", "ot", "ranknet")
+             "fit_chunk", "epochs", "outer_steps", "inner_steps", "hypergrad", "aug_distance",
+             "noise_rate", "imbalance", "bilevel", "ot", "ranknet")
+
+# fold_in constant of the R8 draws: they share no stream with the trial's own key.
+_SETTINGS_STREAM = 0x5E77
 
 
 def resolve(name: str, overrides: dict) -> dict:
@@ -80,6 +107,7 @@ def rambo_config(c: dict) -> RamboConfig:
   """The ``RamboConfig`` of a config dict."""
   utility = BilevelConfig(bilevel=bool(c["bilevel"]), outer_steps=int(c["outer_steps"]),
                           inner_steps=int(c["inner_steps"]), cg_steps=int(c["cg_steps"]),
+                          hypergrad=str(c["hypergrad"]),
                           lam_ot=1.0 if c["ot"] else 0.0, ranknet=bool(c["ranknet"]))
   return RamboConfig(k=int(c["k"]), budget=int(c["budget"]), k1=int(c["k1"]), b=int(c["b"]),
                      n_aug=int(c["n_aug"]), offline_pairs=int(c["offline_pairs"]),
@@ -87,7 +115,27 @@ def rambo_config(c: dict) -> RamboConfig:
                      aug_from_next=bool(c["aug_from_next"]), fit_chunk=int(c["fit_chunk"]),
                      extractor=c["extractor"], utility=utility,
                      dulo_candidates=int(c["dulo_candidates"]),
-                     ot_debiased=bool(c["ot_debiased"]))
+                     ot_debiased=bool(c["ot_debiased"]), aug_distance=str(c["aug_distance"]))
+
+
+def apply_settings(config: dict, data: jal.data.Dataset, seed: int | None = None):
+  """The R8 settings of ``config`` applied to the pool of ``data`` (val/test stay clean).
+
+  Imbalance (``imbalance`` in ``IMBALANCE_MODES``, ``imbalance_classes``,
+  ``imbalance_fraction``) first, then label noise (``noise_rate``), each from its own key
+  derived from the trial ``seed`` (default ``config["seed"]``); S₀ is drawn afterwards.
+  """
+  mode = config["imbalance"]
+  if mode not in IMBALANCE_MODES:
+    raise ValueError(f"imbalance must be one of {IMBALANCE_MODES}, got {mode!r}")
+  seed = int(config["seed"]) if seed is None else int(seed)
+  k_imb, k_noise = jax.random.split(jax.random.fold_in(jax.random.key(seed), _SETTINGS_STREAM))
+  if mode != "none":
+    data = imbalanced_pool(k_imb, data, float(config["imbalance_classes"]),
+                           float(config["imbalance_fraction"]), keep_only=mode == "keep_only")
+  if float(config["noise_rate"]) > 0:
+    data = noisy_pool(k_noise, data, float(config["noise_rate"]))
+  return data
 
 
 def _load(config: dict, data_dir: str | None) -> jal.data.Dataset:
@@ -101,13 +149,16 @@ def _load(config: dict, data_dir: str | None) -> jal.data.Dataset:
         "prepare it with tensorflow-datasets (tfds build) and pass --data_dir") from e
 
 
-def setup_from_flags():
+def setup_from_flags(settings: bool = True):
   """``(config, RamboConfig, data, net, TrainConfig)`` from this binary's flags, for the
-  drivers that reuse them (``rambo_tables``, ``rambo_diagnose``)."""
+  drivers that reuse them (``rambo_tables``, ``rambo_diagnose``); ``settings`` applies the R8
+  settings for ``config["seed"]`` (a driver over several seeds calls ``apply_settings``)."""
   overrides = {k: flags.FLAGS[k].value for k in OVERRIDES}
   config = resolve(_CONFIG.value, overrides)
   cfg = rambo_config(config)
   data = _load(config, _DATA_DIR.value)
+  if settings:
+    data = apply_settings(config, data)
   net = jal.make_net(config["model"], data.x_train.shape[1:], data.num_classes)
   return config, cfg, data, net, common.train_config(config)
 
@@ -116,7 +167,7 @@ def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool =
   """Runs one trial of ``config`` and writes ``workdir/result.json``; returns its dict."""
   t0 = time.perf_counter()
   cfg = rambo_config(config)
-  data = _load(config, data_dir)
+  data = apply_settings(config, _load(config, data_dir))
   net = jal.make_net(config["model"], data.x_train.shape[1:], data.num_classes,
                      **dict(config.get("model_kwargs") or {}))
   tc = common.train_config(config)
@@ -126,6 +177,7 @@ def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool =
   res = run_one_round(jax.random.key(int(config["seed"])), data, net, tc, cfg,
                       config["strategy"], verbose=verbose)
   res["seconds"] = time.perf_counter() - t0
+  res["pool_class_counts"] = np.bincount(data.y_train, minlength=data.num_classes).tolist()
   res["settings"] = {**{k: v for k, v in config.items() if k != "model_kwargs"},
                      "model_kwargs": {k: list(v) if isinstance(v, tuple) else v
                                       for k, v in dict(config.get("model_kwargs") or {}).items()},

@@ -71,7 +71,7 @@ def markdown(summary: dict) -> str:
 def main(argv):
   del argv
   common.compilation_cache_from_flags()
-  config, cfg, data, net, tc = one_round.setup_from_flags()
+  config, cfg, clean, net, tc = one_round.setup_from_flags(settings=False)
   out = pathlib.Path(one_round._WORKDIR.value)
   out.mkdir(parents=True, exist_ok=True)
   path = out / "results.json"
@@ -96,6 +96,7 @@ def main(argv):
 
   for seed in (int(s) for s in _SEEDS.value):
     key = jax.random.key(seed)
+    data = one_round.apply_settings(config, clean, seed)  # R8 noise/imbalance of this trial
     offline = None
     for strat in _STRATS.value:
       if strat == "rambo":

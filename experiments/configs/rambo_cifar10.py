@@ -15,6 +15,8 @@ def get_config() -> dict:
       m_factor=10, fit_chunk=25, extractor="auto", dulo_candidates=5000,
       chunk_size=2048, init_size=2500, rounds=1,  # for experiments.common (init_size = k)
       bilevel=True, ot=True, ranknet=True, ot_debiased=True, aug_from_next=True,
-      outer_steps=20, inner_steps=100, cg_steps=10,
+      aug_distance="euclidean",
+      noise_rate=0.0, imbalance="none", imbalance_classes=0.3, imbalance_fraction=0.2,  # R8
+      outer_steps=20, inner_steps=100, cg_steps=10, hypergrad="cg",
       epochs=100, batch_size=64, learning_rate=1e-3, optimizer="adam", stop_train_acc=0.99,
   )

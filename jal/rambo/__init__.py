@@ -28,6 +28,12 @@ from jal.rambo.bilevel import (
   train_bilevel,
   train_plain,
 )
+from jal.rambo.hypergrad import (
+  HYPERGRADS,
+  custom_root_hypergrad,
+  implicit_solution,
+  itd_hypergrad,
+)
 from jal.rambo.losses import ot_loss, rank_loss, rank_target, regression_loss, total_loss
 from jal.rambo.protocol import (
   ABLATIONS,
@@ -41,24 +47,31 @@ from jal.rambo.protocol import (
   run_rambo,
 )
 from jal.rambo.samples import (
+  AUG_DISTANCES,
   OTTargets,
   class_distance,
+  interpolate_from_distances,
   interpolate_utility,
+  latent_divergence,
   make_ot_targets,
   ot_targets,
   random_pair_masks,
   subset_utilities,
 )
+from jal.rambo.settings import IMBALANCE_MODES, imbalanced_pool, noisy_pool
 from jal.rambo.utility_model import SetNet, SetOutput, make_set_net, masked_mean
 
 __all__ = [
     "GreedyTrace", "dulo_select", "greedy_margin", "rambo_select", "smallest_margin",
     "BilevelConfig", "PairData", "implicit_hypergrad", "init_lambda", "regularizer",
     "split_by_length", "train_bilevel", "train_plain",
+    "HYPERGRADS", "custom_root_hypergrad", "implicit_solution", "itd_hypergrad",
     "ot_loss", "rank_loss", "rank_target", "regression_loss", "total_loss",
     "ABLATIONS", "BASELINES", "Offline", "RamboConfig", "prepare_offline", "run_baseline",
     "run_dulo", "run_one_round", "run_rambo",
-    "OTTargets", "class_distance", "interpolate_utility", "make_ot_targets", "ot_targets",
+    "AUG_DISTANCES", "OTTargets", "class_distance", "interpolate_from_distances",
+    "interpolate_utility", "latent_divergence", "make_ot_targets", "ot_targets",
     "random_pair_masks", "subset_utilities",
+    "IMBALANCE_MODES", "imbalanced_pool", "noisy_pool",
     "SetNet", "SetOutput", "make_set_net", "masked_mean",
 ]

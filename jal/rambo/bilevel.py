@@ -4,12 +4,13 @@ Outer: ``min_λ E(w*(λ)) = Σ_{D_val} L_Total``; inner: ``w*(λ) = argmin_w Σ_
 Ω_λ(w)``, ``Ω_λ(w) = ½ Σ_l exp(λ_l)‖W_l‖²`` over weight tensors (biases excluded). The inner
 problem runs ``T`` warm-started Adam steps; the hypergradient comes from the implicit function
 theorem, ``v = (∇²_w L + δI)⁻¹ ∇_w E`` by conjugate gradients on Hessian-vector products and
-``∇_λ = −∂²_{λw} L · v``.
+``∇_λ = −∂²_{λw} L · v`` (``hypergrad="cg"``, or the same through ``jax.lax.custom_root``),
+or from iterative differentiation through the ``T`` unrolled steps (``"itd"``); see
+``jal.rambo.hypergrad``.
 """
 
 import dataclasses
 import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -17,6 +18,12 @@ import jax.numpy as jnp
 import optax
 
 from jal.rambo.fast_fit import patch_set_net
+from jal.rambo.hypergrad import (
+  HYPERGRADS,
+  custom_root_hypergrad,
+  implicit_hypergrad,
+  itd_hypergrad,
+)
 from jal.rambo.losses import total_loss
 from jal.rambo.utility_model import SetNet
 
@@ -36,7 +43,10 @@ class BilevelConfig:
     inner_steps: T, warm-started Adam steps on w per outer step.
     inner_lr: inner Adam learning rate.
     outer_lr: outer Adam learning rate.
-    cg_steps: conjugate-gradient iterations K.
+    hypergrad: ``"cg"`` (AID-CG, ``implicit_hypergrad``), ``"custom_root"`` (the same implicit
+      gradient through ``jax.lax.custom_root``) or ``"itd"`` (backpropagation through the T
+      unrolled inner Adam steps; the inner steps then run as one ``lax.scan``).
+    cg_steps: conjugate-gradient iterations K (``"cg"``, ``"custom_root"``).
     damping: δ added to the Hessian.
     lam_init: initial log-regularisation λ.
     per_parameter: one λ per parameter instead of one per weight tensor.
@@ -49,6 +59,7 @@ class BilevelConfig:
   inner_steps: int = 100
   inner_lr: float = 1e-3
   outer_lr: float = 1e-2
+  hypergrad: str = "cg"
   cg_steps: int = 10
   damping: float = 1e-3
   lam_init: float = math.log(1e-4)
@@ -56,6 +67,10 @@ class BilevelConfig:
   refit: bool = False
   lam_ot: float = 1.0
   ranknet: bool = True
+
+  def __post_init__(self):
+    if self.hypergrad not in HYPERGRADS:
+      raise ValueError(f"hypergrad must be one of {HYPERGRADS}, got {self.hypergrad!r}")
 
 
 class PairData(NamedTuple):
@@ -86,37 +101,6 @@ def regularizer(params, lam) -> jax.Array:
   terms = jax.tree.map(lambda w, l, on: 0.5 * jnp.sum(jnp.exp(l) * w * w) if on else 0.0,
                        params, lam, weight_leaves(params))
   return sum(jax.tree.leaves(terms))
-
-
-def _tree_add(a, b, scale=1.0):
-  return jax.tree.map(lambda x, y: x + scale * y, a, b)
-
-
-def implicit_hypergrad(inner_loss: Callable, outer_loss: Callable, w, lam, *, cg_steps: int = 10,
-                       damping: float = 1e-3):
-  """Hypergradient ``d E(w*(λ)) / dλ`` at an (approximate) inner solution ``w``.
-
-  Args:
-    inner_loss: ``(w, λ) -> scalar`` L of the inner problem.
-    outer_loss: ``w -> scalar`` E (no direct dependence on λ).
-    w: inner solution pytree.
-    lam: hyperparameter pytree.
-    cg_steps: CG iterations for ``(∇²_w L + δI) v = ∇_w E``.
-    damping: δ.
-
-  Returns:
-    Pytree like ``lam``: ``−∂²_{λw} L · v``.
-  """
-  grad_e = jax.grad(outer_loss)(w)
-  grad_w = lambda w_: jax.grad(inner_loss)(w_, lam)
-
-  def hvp(v):
-    return _tree_add(jax.jvp(grad_w, (w,), (v,))[1], v, damping)
-
-  v, _ = jax.scipy.sparse.linalg.cg(hvp, grad_e, maxiter=cg_steps, tol=0.0)
-  cross = lambda l: sum(jax.tree.leaves(jax.tree.map(
-      jnp.vdot, jax.grad(inner_loss)(w, l), v)))
-  return jax.tree.map(jnp.negative, jax.grad(cross)(lam))
 
 
 def split_by_length(data: PairData) -> tuple[jax.Array, jax.Array]:
@@ -171,20 +155,45 @@ def train_plain(set_net: SetNet, config: BilevelConfig, params, pool: jax.Array,
   return _adam_steps(set_net, config, params, opt, lam, pool, data, data.weight, int(steps))[0]
 
 
+# ITD differentiates through Adam: eps_root > 0 keeps d sqrt(ν)/dν finite where ν = 0.
+_ITD_EPS_ROOT = 1e-16
+
+
+def _losses(set_net, config, pool, data, w_tr, w_val):
+  inner = lambda p, l: pair_loss(set_net, config, p, pool, data, w_tr) + regularizer(p, l)
+  outer = lambda p: pair_loss(set_net, config, p, pool, data, w_val)
+  return inner, outer
+
+
+def _lam_step(config, state: _State, hg):
+  upd, opt_lam = optax.adam(config.outer_lr).update(hg, state.opt_lam, state.lam)
+  return state._replace(lam=optax.apply_updates(state.lam, upd), opt_lam=opt_lam)
+
+
 @jax.jit(static_argnums=(0, 1))
 def _hyper_step(set_net, config, state: _State, pool, data, w_tr, w_val):
   """Implicit hypergradient at the inner solution and one Adam step on λ."""
-  inner = lambda p, l: pair_loss(set_net, config, p, pool, data, w_tr) + regularizer(p, l)
-  outer = lambda p: pair_loss(set_net, config, p, pool, data, w_val)
-  hg = implicit_hypergrad(inner, outer, state.params, state.lam, cg_steps=config.cg_steps,
-                          damping=config.damping)
-  upd, opt_lam = optax.adam(config.outer_lr).update(hg, state.opt_lam, state.lam)
-  return state._replace(lam=optax.apply_updates(state.lam, upd), opt_lam=opt_lam), \
-      outer(state.params)
+  inner, outer = _losses(set_net, config, pool, data, w_tr, w_val)
+  hypergrad = custom_root_hypergrad if config.hypergrad == "custom_root" else implicit_hypergrad
+  hg = hypergrad(inner, outer, state.params, state.lam, cg_steps=config.cg_steps,
+                 damping=config.damping)
+  return _lam_step(config, state, hg), outer(state.params)
+
+
+@jax.jit(static_argnums=(0, 1))
+def _itd_step(set_net, config, state: _State, pool, data, w_tr, w_val):
+  """T unrolled inner Adam steps (one ``lax.scan``), their ITD hypergradient, one λ step."""
+  inner, outer = _losses(set_net, config, pool, data, w_tr, w_val)
+  tx = optax.adam(config.inner_lr, eps_root=_ITD_EPS_ROOT)
+  hg, params, opt_w, e = itd_hypergrad(inner, outer, state.params, state.lam, tx,
+                                       config.inner_steps, state.opt_w)
+  return _lam_step(config, state._replace(params=params, opt_w=opt_w), hg), e
 
 
 def _outer_step(set_net, config, state: _State, pool, data, w_tr, w_val):
   """T warm-started inner Adam steps on D_tr, then the λ update from D_val."""
+  if config.hypergrad == "itd":
+    return _itd_step(set_net, config, state, pool, data, w_tr, w_val)
   params, opt_w = _adam_steps(set_net, config, state.params, state.opt_w, state.lam, pool, data,
                               w_tr, config.inner_steps)
   return _hyper_step(set_net, config, state._replace(params=params, opt_w=opt_w), pool, data,

@@ -16,8 +16,11 @@ from jal.models.net import Net
 from jal.rambo.acquisition import dulo_select, rambo_select
 from jal.rambo.bilevel import BilevelConfig, PairData, train_bilevel, train_plain
 from jal.rambo.samples import (
+  AUG_DISTANCES,
   OTTargets,
+  interpolate_from_distances,
   interpolate_utility,
+  latent_divergence,
   make_ot_targets,
   ot_targets,
   random_pair_masks,
@@ -56,6 +59,9 @@ class RamboConfig:
     utility: bilevel/OT/RankNet switches and the schedule (R6: 20 outer steps per iteration).
     dulo_candidates: DULO's random candidates per block.
     ot_debiased: OT targets as Sinkhorn divergences (SPEC REC) or plain entropic OT costs.
+    aug_distance: d(ξ_j, S_i) of Eq. 4 (R5): ``"euclidean"`` between pooled φ (REC) or
+      ``"sinkhorn"``, the Sinkhorn divergence between the per-element latent embeddings ψ of
+      ξ_j and S_i (footnote 1; ``samples.latent_divergence``, ε = 0.1 · mean cost over S₀).
   """
   k: int = 200
   budget: int = 500
@@ -72,8 +78,11 @@ class RamboConfig:
   utility: BilevelConfig = BilevelConfig()
   dulo_candidates: int = 500
   ot_debiased: bool = True
+  aug_distance: str = "euclidean"
 
   def __post_init__(self):
+    if self.aug_distance not in AUG_DISTANCES:
+      raise ValueError(f"aug_distance must be one of {AUG_DISTANCES}, got {self.aug_distance!r}")
     if (self.k - self.k1) % self.b or self.k1 < 2 or self.k1 >= self.k:
       raise ValueError(f"need 2 <= k1 < k and (k - k1) % b == 0, got k={self.k}, "
                        f"k1={self.k1}, b={self.b}")
@@ -218,9 +227,13 @@ def run_rambo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, cfg: Ram
     acc_next = fit_val(jax.random.fold_in(ks[4], i + 1), nxt)
     src = nxt if cfg.aug_from_next else cur
     m1, m2 = random_pair_masks(jax.random.fold_in(ks[5], i), cfg.n_aug, jnp.asarray(src))
-    phi = set_net.apply_masks(params, x0, jnp.concatenate([jnp.asarray(np.stack([cur, nxt])),
-                                                           m1, m2])).phi
-    u = interpolate_utility(phi[2:], phi[0], phi[1], acc, acc_next)
+    refs = jnp.asarray(np.stack([cur, nxt]))
+    if cfg.aug_distance == "sinkhorn":
+      dist = latent_divergence(set_net.elements(params, x0), jnp.concatenate([m1, m2]), refs)
+      u = interpolate_from_distances(dist[:, 0], dist[:, 1], acc, acc_next)
+    else:
+      phi = set_net.apply_masks(params, x0, jnp.concatenate([refs, m1, m2])).phi
+      u = interpolate_utility(phi[2:], phi[0], phi[1], acc, acc_next)
     ot = (ot_targets(geom, jnp.concatenate([m1, m2])) / scale if geom is not None
           else jnp.zeros(2 * cfg.n_aug))
     sl = slice(i * cfg.n_aug, (i + 1) * cfg.n_aug)

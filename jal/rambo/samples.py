@@ -17,7 +17,12 @@ from jal.rambo.fast_fit import fit_subsets
 from jal.train import TrainConfig
 
 __all__ = ["random_pair_masks", "subset_utilities", "class_distance", "OTTargets",
-           "make_ot_targets", "ot_targets", "interpolate_utility", "pair_distance"]
+           "make_ot_targets", "ot_targets", "interpolate_utility", "interpolate_from_distances",
+           "pair_distance", "AUG_DISTANCES", "latent_divergence"]
+
+# Distances d(ξ_j, S_i) of Eq. 4 (SPEC R5): Euclidean between pooled φ (REC) or a Sinkhorn
+# divergence between the per-element latent embeddings ψ (footnote 1).
+AUG_DISTANCES = ("euclidean", "sinkhorn")
 
 
 @jax.jit(static_argnums=(1, 3))
@@ -218,9 +223,27 @@ def pair_distance(phi: jax.Array, ref: jax.Array) -> jax.Array:
   return jnp.sqrt(jnp.sum((phi - ref[None, :]) ** 2, -1) + 1e-12)
 
 
+def interpolate_from_distances(d_i: jax.Array, d_next: jax.Array, acc_i: jax.Array,
+                               acc_next: jax.Array) -> jax.Array:
+  """Eq. 4: ``u_j = α·acc_i + (1 − α)·acc_{i+1}``, ``α = d_{j,i+1} / (d_{j,i+1} + d_{j,i})``.
+
+  Args:
+    d_i: ``[m]`` distances ``d(ξ_j, S_i) ≥ 0``.
+    d_next: ``[m]`` distances ``d(ξ_j, S_{i+1}) ≥ 0``.
+    acc_i: accuracy of f trained on S_i.
+    acc_next: accuracy of f trained on S_{i+1}.
+
+  Returns:
+    ``[m]`` interpolated utilities (α = ½ where both distances are 0).
+  """
+  total = d_next + d_i
+  alpha = jnp.where(total > 0, d_next / jnp.where(total > 0, total, 1.0), 0.5)
+  return alpha * acc_i + (1.0 - alpha) * acc_next
+
+
 def interpolate_utility(phi: jax.Array, phi_i: jax.Array, phi_next: jax.Array,
                         acc_i: jax.Array, acc_next: jax.Array) -> jax.Array:
-  """Eq. 4: ``u_j = α·acc_i + (1 − α)·acc_{i+1}``, ``α = d_{j,i+1} / (d_{j,i+1} + d_{j,i})``.
+  """Eq. 4 with Euclidean distances between set embeddings φ (SPEC R5 REC).
 
   Args:
     phi: ``[m, d]`` embeddings φ(ξ_j) of the new sets.
@@ -239,7 +262,50 @@ def interpolate_utility(phi: jax.Array, phi_i: jax.Array, phi_next: jax.Array,
     >>> round(float(u[0]), 4)  # d_i = 1, d_{i+1} = 3, α = 0.75
     0.6
   """
-  d_i = pair_distance(phi, phi_i)
-  d_next = pair_distance(phi, phi_next)
-  alpha = d_next / (d_next + d_i)
-  return alpha * acc_i + (1.0 - alpha) * acc_next
+  return interpolate_from_distances(pair_distance(phi, phi_i), pair_distance(phi, phi_next),
+                                    acc_i, acc_next)
+
+
+def latent_divergence(h: jax.Array, masks: jax.Array, refs: jax.Array, *, rel_eps: float = 0.1,
+                      epsilon: float | jax.Array | None = None,
+                      threshold: float = 1e-5) -> jax.Array:
+  """Sinkhorn divergences between subsets of a pool in the utility model's latent space.
+
+  For sets given as masks over the pool's per-element embeddings ``h = ψ(pool)``, entry
+  ``[j, r]`` is ``OT_ε(ξ_j, R_r) − ½ OT_ε(ξ_j, ξ_j) − ½ OT_ε(R_r, R_r)`` with uniform weights
+  on the members (zero on the rest: padding over the fixed pool, one jit for any sizes), cost
+  ``‖ψ(x) − ψ(x′)‖²`` and ``OT_ε`` ott-jax's entropic ``reg_ot_cost``. It is 0 for ``ξ = R``
+  and clipped below at 0. The debiased form is used so that a set's distance to itself is 0.
+
+  Args:
+    h: ``[n, e]`` embeddings of the pool (``SetNet.elements``).
+    masks: ``[m, n]`` bool, the sets ξ_j (non-empty).
+    refs: ``[r, n]`` bool, the reference sets (e.g. S_i and S_{i+1}; non-empty).
+    rel_eps: ε as a fraction of the mean cost over all pool pairs (when ``epsilon`` is None).
+    epsilon: explicit ε.
+    threshold: Sinkhorn's marginal-error stopping threshold.
+
+  Returns:
+    ``[m, r]`` divergences.
+  """
+  h = jnp.asarray(h, jnp.float32)
+  cost = _sqdist(h, h)
+  eps = rel_eps * jnp.mean(cost) if epsilon is None else jnp.asarray(epsilon, jnp.float32)
+  with jax.numpy_rank_promotion("allow"):  # ott-jax relies on implicit rank promotion
+    return _latent_divergence(cost, jnp.asarray(masks), jnp.asarray(refs), eps, threshold)
+
+
+@jax.jit(static_argnums=(4,))
+def _latent_divergence(cost, masks, refs, eps, threshold):
+  uniform = lambda m: m.astype(jnp.float32) / jnp.maximum(jnp.sum(m), 1)
+  geom = geometry.Geometry(cost_matrix=cost, epsilon=eps)
+  reg_ot = lambda a, b: linear.solve(geom, a, b, threshold=threshold).reg_ot_cost
+  b = jax.vmap(uniform)(refs)
+  self_b = jax.vmap(lambda w: reg_ot(w, w))(b)
+
+  def one(mask):
+    a = uniform(mask)
+    cross = jax.vmap(lambda w: reg_ot(a, w))(b)
+    return jnp.maximum(cross - 0.5 * reg_ot(a, a) - 0.5 * self_b, 0.0)
+
+  return jax.lax.map(one, masks, batch_size=16)
