@@ -26,6 +26,13 @@ from jal.rambo import prepare_offline, random_pair_masks, run_rambo, subset_util
 _HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0.", allow_override=True)
 
 
+def pair_accuracy(s1, s2, u1, u2) -> float:
+  """Fraction of pairs with ``u1 ≠ u2`` whose scores order them as their utilities do."""
+  s1, s2, u1, u2 = (np.asarray(a, np.float64) for a in (s1, s2, u1, u2))
+  keep = u1 != u2
+  return float(np.mean((s1[keep] > s2[keep]) == (u1[keep] > u2[keep]))) if keep.any() else 0.5
+
+
 def main(argv):
   del argv
   common.compilation_cache_from_flags()
@@ -51,8 +58,17 @@ def main(argv):
   ru, rs, rz = (stats.rankdata(a) for a in (u, score, size))
   resid = lambda a: a - np.polyval(np.polyfit(rz, a, 1), rz)
   report["partial_spearman_given_size"] = float(np.corrcoef(resid(ru), resid(rs))[0, 1])
-  report["pairwise_accuracy_same_size_pairs"] = float(np.mean(
-      (score[:len(u) // 2] > score[len(u) // 2:]) == (u[:len(u) // 2] > u[len(u) // 2:])))
+  half = len(u) // 2
+  report["pairwise_accuracy_same_size_pairs"] = pair_accuracy(score[:half], score[half:],
+                                                              u[:half], u[half:])
+  # The same on the offline pairs (seen when fitting û₀; R7 keeps them out of D afterwards):
+  # does the final model still order the pairs it started from?
+  d = off.pairs
+  s1, s2 = (np.asarray(res["set_net"].apply_masks(res["utility_params"], jnp.asarray(x0), m).score)
+            for m in (d.masks1, d.masks2))
+  real = np.asarray(d.weight) > 0
+  report["offline_pair_accuracy"] = pair_accuracy(s1[real], s2[real], np.asarray(d.u1)[real],
+                                                  np.asarray(d.u2)[real])
   report.update(seconds=time.perf_counter() - t, loadavg=list(os.getloadavg()))
   out_dir = pathlib.Path(one_round._WORKDIR.value)
   out_dir.mkdir(parents=True, exist_ok=True)

@@ -98,3 +98,11 @@ def test_compilation_cache_dir_and_opt_out(tmp_path, monkeypatch):
     assert jax.config.jax_compilation_cache_dir == str(tmp_path)
   finally:
     jax.config.update("jax_compilation_cache_dir", old)
+
+
+def test_rambo_diagnose_pair_accuracy_by_hand():
+  from experiments.rambo_diagnose import pair_accuracy
+  # Pairs: ordered right, wrong, tie in u (skipped), right.
+  got = pair_accuracy([2, 0, 5, 1], [1, 1, 0, 0], [.9, .2, .5, .7], [.8, .1, .5, .6])
+  assert got == pytest.approx(2 / 3)
+  assert pair_accuracy([1], [2], [.5], [.5]) == 0.5
