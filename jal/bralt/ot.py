@@ -218,7 +218,7 @@ def w2_lower_bound(xs: jax.Array, ys: jax.Array, x_masks: jax.Array, y_masks: ja
     y_masks: ``[Q, m]`` bool.
   """
   def moments(z, mask):
-    w = _uniform(mask) if mask.ndim == 1 else jax.vmap(_uniform)(mask)
+    w = jax.vmap(_uniform)(mask)
     mean = jnp.einsum("kn,knd->kd", w, z)
     var = jnp.einsum("kn,knd->kd", w, (z - mean[:, None, :]) ** 2)
     return mean, jnp.sqrt(jnp.maximum(var, 0.0)), jnp.any(mask, axis=1)

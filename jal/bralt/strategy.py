@@ -149,12 +149,15 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
   if n_workers > 1:
     # The pool clustering and the 30 samplings are independent of the reward net: worker
     # threads compute them while this thread trains it (same results, in parallel).
-    with concurrent.futures.ThreadPoolExecutor(n_workers) as ex:
+    ex = concurrent.futures.ThreadPoolExecutor(n_workers)
+    try:
       clu_future = ex.submit(cluster)
       model, losses, _ = env_lib.run_rl(*rl_args, executor=ex)
       jax.block_until_ready(model)
       t1 = time.perf_counter()
       clu = clu_future.result()
+    finally:  # on an error, queued samplings are dropped instead of run to the end
+      ex.shutdown(wait=True, cancel_futures=True)
   else:
     model, losses, _ = env_lib.run_rl(*rl_args)
     jax.block_until_ready(model)
