@@ -1,12 +1,19 @@
 r"""Does RAMBO's utility model rank subsets like the true utility? (held-out pairs, one trial)
 
   python -m experiments.rambo_diagnose --config=rambo_mnist --data_dir=/work/shared/data \
-      --seed=0 --offline_pairs=100 --workdir=/tmp/rambo_diag [--held_out=100]
+      --seed=0 --offline_pairs=100 --workdir=/tmp/rambo_diag [--held_out=100] [--norambo]
 
 Trains RAMBO once (as ``rambo_tables``), then draws ``held_out`` fresh random subsets of S₀
-(sizes U{2..k}) with a key unused by the trial, trains f on each (the true utility u) and
-reports Spearman ρ and Kendall τ between the model's score s(ξ) and u, overall and within
-size bins (size alone explains much of u). Writes ``workdir/diagnose.json``.
+(``held_out / 2`` pairs of equal size, sizes U{2..k}) with a key unused by the trial, trains f
+on each (the true utility u) and reports Spearman ρ and Kendall τ between the model's score
+s(ξ) and u, the same corrected for size (size alone explains much of u), and the fraction of
+equal-size pairs the score orders as u does.
+
+It also measures how much of u is training noise: f is trained a second time on every
+held-out subset with another key (u′). ``retrain_pair_agreement`` is the fraction of pairs
+that u′ orders as u does: a RankNet target that a second training reverses this often cannot
+be learnt from one training per subset. ``--norambo`` measures only this (no RAMBO trial).
+Writes ``workdir/diagnose.json``.
 """
 
 import json
@@ -21,9 +28,17 @@ from absl import app, flags
 from scipy import stats
 
 from experiments import common, one_round
-from jal.rambo import prepare_offline, random_pair_masks, run_rambo, subset_utilities
+from jal.rambo import (
+  prepare_offline,
+  random_pair_masks,
+  run_rambo,
+  subset_utilities,
+  trial_s0,
+)
 
 _HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0.", allow_override=True)
+_RAMBO = flags.DEFINE_bool("rambo", True, "Train RAMBO and score its utility model (else only "
+                           "the retraining noise of the true utilities).")
 
 
 def pair_accuracy(s1, s2, u1, u2) -> float:
@@ -33,47 +48,89 @@ def pair_accuracy(s1, s2, u1, u2) -> float:
   return float(np.mean((s1[keep] > s2[keep]) == (u1[keep] > u2[keep]))) if keep.any() else 0.5
 
 
+def utility_noise(u1, u2, v1, v2) -> dict:
+  """How much of the true utility is training noise, from two trainings per subset.
+
+  Args:
+    u1, u2: ``[P]`` utilities of the two equal-size subsets of each pair (first training).
+    v1, v2: ``[P]`` the same subsets trained again with other keys.
+
+  Returns:
+    ``retrain_pair_agreement`` (fraction of pairs, among those with ``u1 ≠ u2``, that the
+    retrained utilities order as the first ones), ``utility_noise_sd`` (sd of one training's
+    utility around the mean of many, ``sd(u − v) / √2`` over all ``2P`` subsets),
+    ``pair_difference_sd`` (sd of ``u1 − u2``) and ``noise_share_of_pair_variance``
+    (``2 σ² / Var(u1 − u2)``: the part of the pair differences that is training noise).
+  """
+  u1, u2, v1, v2 = (np.asarray(a, np.float64) for a in (u1, u2, v1, v2))
+  noise_sd = float(np.std(np.concatenate([u1 - v1, u2 - v2]), ddof=1) / np.sqrt(2.0))
+  diff_sd = float(np.std(u1 - u2, ddof=1))
+  return {"retrain_pair_agreement": pair_accuracy(v1, v2, u1, u2),
+          "utility_noise_sd": noise_sd, "pair_difference_sd": diff_sd,
+          "noise_share_of_pair_variance": 2.0 * noise_sd ** 2 / max(diff_sd ** 2, 1e-12)}
+
+
 def main(argv):
   del argv
   common.compilation_cache_from_flags()
   config, cfg, data, net, tc = one_round.setup_from_flags()
   key = jax.random.key(int(config["seed"]))
   t = time.perf_counter()
-  off = prepare_offline(key, data, net, tc, cfg)
-  res = run_rambo(key, data, net, tc, cfg, offline=off, keep_model=True)
-  x0, y0 = data.x_train[off.s0], data.y_train[off.s0]
+  report = {}
+  if _RAMBO.value:
+    off = prepare_offline(key, data, net, tc, cfg)
+    res = run_rambo(key, data, net, tc, cfg, offline=off, keep_model=True)
+    s0 = off.s0
+    report["val_accuracy"] = res["val_accuracy"]
+  else:
+    s0 = trial_s0(key, data, cfg.k)
+  x0, y0 = data.x_train[s0], data.y_train[s0]
   k_new = jax.random.fold_in(key, 12345)
   m1, m2 = random_pair_masks(k_new, _HELD.value // 2, jnp.ones(cfg.k, bool))
   masks = np.asarray(jnp.concatenate([m1, m2]))
+  half = masks.shape[0] // 2
+  size = masks.sum(1)
   u = subset_utilities(jax.random.fold_in(k_new, 1), net, tc, x0, y0, masks, data.x_val,
                        data.y_val)
-  out = res["set_net"].apply_masks(res["utility_params"], jnp.asarray(x0), jnp.asarray(masks))
-  score, size = np.asarray(out.score), masks.sum(1)
-  report = {"val_accuracy": res["val_accuracy"], "n": int(len(u)),
-            "spearman": float(stats.spearmanr(score, u)[0]),
-            "kendall": float(stats.kendalltau(score, u)[0]),
-            "spearman_size_vs_u": float(stats.spearmanr(size, u)[0]),
-            "spearman_score_vs_size": float(stats.spearmanr(score, size)[0])}
-  # Partial rank correlation given size: residuals of rank(u) and rank(score) on rank(size).
-  ru, rs, rz = (stats.rankdata(a) for a in (u, score, size))
-  resid = lambda a: a - np.polyval(np.polyfit(rz, a, 1), rz)
-  report["partial_spearman_given_size"] = float(np.corrcoef(resid(ru), resid(rs))[0, 1])
-  half = len(u) // 2
-  report["pairwise_accuracy_same_size_pairs"] = pair_accuracy(score[:half], score[half:],
-                                                              u[:half], u[half:])
-  # The same on the offline pairs (seen when fitting û₀; R7 keeps them out of D afterwards):
-  # does the final model still order the pairs it started from?
-  d = off.pairs
-  s1, s2 = (np.asarray(res["set_net"].apply_masks(res["utility_params"], jnp.asarray(x0), m).score)
-            for m in (d.masks1, d.masks2))
-  real = np.asarray(d.weight) > 0
-  report["offline_pair_accuracy"] = pair_accuracy(s1[real], s2[real], np.asarray(d.u1)[real],
-                                                  np.asarray(d.u2)[real])
+  u_again = subset_utilities(jax.random.fold_in(k_new, 2), net, tc, x0, y0, masks, data.x_val,
+                             data.y_val)
+  report.update(n=int(len(u)), spearman_size_vs_u=float(stats.spearmanr(size, u)[0]),
+                **utility_noise(u[:half], u[half:], u_again[:half], u_again[half:]))
+  # Noise by pair size (small sets are noisier and differ more).
+  edges = np.linspace(2, cfg.k + 1, 4).round().astype(int)
+  report["retrain_pair_agreement_by_size"] = {
+      f"{lo}-{hi - 1}": utility_noise(u[:half][sel], u[half:][sel], u_again[:half][sel],
+                                      u_again[half:][sel])["retrain_pair_agreement"]
+      for lo, hi in zip(edges[:-1], edges[1:])
+      if np.sum(sel := (size[:half] >= lo) & (size[:half] < hi)) >= 2}
+  arrays = {"u": u.tolist(), "u_retrained": u_again.tolist(), "size": size.tolist()}
+  if _RAMBO.value:
+    out = res["set_net"].apply_masks(res["utility_params"], jnp.asarray(x0), jnp.asarray(masks))
+    score = np.asarray(out.score)
+    arrays["score"] = score.tolist()
+    report.update(spearman=float(stats.spearmanr(score, u)[0]),
+                  kendall=float(stats.kendalltau(score, u)[0]),
+                  spearman_score_vs_size=float(stats.spearmanr(score, size)[0]))
+    # Partial rank correlation given size: residuals of rank(u) and rank(score) on rank(size).
+    ru, rs, rz = (stats.rankdata(a) for a in (u, score, size))
+    resid = lambda a: a - np.polyval(np.polyfit(rz, a, 1), rz)
+    report["partial_spearman_given_size"] = float(np.corrcoef(resid(ru), resid(rs))[0, 1])
+    report["pairwise_accuracy_same_size_pairs"] = pair_accuracy(score[:half], score[half:],
+                                                                u[:half], u[half:])
+    # The same on the offline pairs (seen when fitting û₀; R7 keeps them out of D afterwards):
+    # does the final model still order the pairs it started from?
+    d = off.pairs
+    s1, s2 = (np.asarray(res["set_net"].apply_masks(res["utility_params"], jnp.asarray(x0),
+                                                     m).score)
+              for m in (d.masks1, d.masks2))
+    real = np.asarray(d.weight) > 0
+    report["offline_pair_accuracy"] = pair_accuracy(s1[real], s2[real], np.asarray(d.u1)[real],
+                                                    np.asarray(d.u2)[real])
   report.update(seconds=time.perf_counter() - t, loadavg=list(os.getloadavg()))
   out_dir = pathlib.Path(one_round._WORKDIR.value)
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / "diagnose.json").write_text(json.dumps(
-      {**report, "u": u.tolist(), "score": score.tolist(), "size": size.tolist()}, indent=1))
+      {**report, **arrays}, indent=1))
   print(json.dumps(report, indent=1), flush=True)
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 import jal
@@ -106,3 +107,19 @@ def test_rambo_diagnose_pair_accuracy_by_hand():
   got = pair_accuracy([2, 0, 5, 1], [1, 1, 0, 0], [.9, .2, .5, .7], [.8, .1, .5, .6])
   assert got == pytest.approx(2 / 3)
   assert pair_accuracy([1], [2], [.5], [.5]) == 0.5
+
+
+def test_rambo_diagnose_utility_noise_by_hand():
+  from experiments.rambo_diagnose import utility_noise
+  u1, u2 = np.array([.9, .5, .7, .6]), np.array([.8, .6, .4, .6])
+  v1, v2 = np.array([.7, .6, .8, .5]), np.array([.8, .5, .5, .7])
+  got = utility_noise(u1, u2, v1, v2)
+  # Pairs with u1 != u2: 0 (u: 1 > 2, v: 1 < 2, disagree), 1 (u: 1 < 2, v: 1 > 2, disagree),
+  # 2 (both 1 > 2, agree); pair 3 is a tie in u and is skipped.
+  assert got["retrain_pair_agreement"] == pytest.approx(1 / 3)
+  d = np.array([.2, -.1, -.1, .1, 0, .1, -.1, -.1])  # u - v over the 8 subsets
+  assert got["utility_noise_sd"] == pytest.approx(np.std(d, ddof=1) / np.sqrt(2), rel=1e-12)
+  diff_sd = np.std(u1 - u2, ddof=1)
+  assert got["pair_difference_sd"] == pytest.approx(diff_sd, rel=1e-12)
+  assert got["noise_share_of_pair_variance"] == pytest.approx(
+      2 * got["utility_noise_sd"] ** 2 / diff_sd ** 2, rel=1e-12)

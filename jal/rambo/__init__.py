@@ -45,6 +45,7 @@ from jal.rambo.protocol import (
   run_dulo,
   run_one_round,
   run_rambo,
+  trial_s0,
 )
 from jal.rambo.samples import (
   AUG_DISTANCES,
@@ -68,7 +69,7 @@ __all__ = [
     "HYPERGRADS", "custom_root_hypergrad", "implicit_solution", "itd_hypergrad",
     "ot_loss", "rank_loss", "rank_target", "regression_loss", "total_loss",
     "ABLATIONS", "BASELINES", "Offline", "RamboConfig", "prepare_offline", "run_baseline",
-    "run_dulo", "run_one_round", "run_rambo",
+    "run_dulo", "run_one_round", "run_rambo", "trial_s0",
     "AUG_DISTANCES", "OTTargets", "class_distance", "interpolate_from_distances",
     "interpolate_utility", "latent_divergence", "make_ot_targets", "ot_targets",
     "random_pair_masks", "subset_utilities",

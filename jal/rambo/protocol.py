@@ -30,8 +30,8 @@ from jal.rambo.utility_model import make_set_net
 from jal.strategies import Context, get_strategy, select
 from jal.train import TrainConfig, accuracy, fit
 
-__all__ = ["RamboConfig", "ABLATIONS", "Offline", "prepare_offline", "run_rambo", "run_baseline",
-           "run_dulo", "run_one_round", "BASELINES"]
+__all__ = ["RamboConfig", "ABLATIONS", "Offline", "prepare_offline", "trial_s0", "run_rambo",
+           "run_baseline", "run_dulo", "run_one_round", "BASELINES"]
 
 BASELINES = ("random", "margin", "badge", "coreset")
 
@@ -163,12 +163,17 @@ class Offline(NamedTuple):
   timings: dict
 
 
+def trial_s0(key: jax.Array, data: Dataset, k: int) -> np.ndarray:
+  """Pool indices ``[k]`` of the S₀ that ``run_rambo(key, …)`` and ``prepare_offline`` draw."""
+  return _initial(jax.random.split(key, 8)[0], data, k)
+
+
 def prepare_offline(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig,
                     cfg: RamboConfig, ot: bool = True) -> Offline:
   """Draws S₀ and the offline pairs as ``run_rambo(key, …)`` does (OT targets when ``ot``)."""
   ks = jax.random.split(key, 8)
   timings = {}
-  s0 = _initial(ks[0], data, cfg.k)
+  s0 = trial_s0(key, data, cfg.k)
   d_off, geom, scale = _offline(ks[1], cfg, data, net, tc, data.x_train[s0], data.y_train[s0],
                                 float(ot), timings)
   return Offline(s0, d_off, geom, scale, timings)
