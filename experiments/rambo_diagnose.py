@@ -13,6 +13,8 @@ It also measures how much of u is training noise: f is trained a second time on 
 held-out subset with another key (u′). ``retrain_pair_agreement`` is the fraction of pairs
 that u′ orders as u does: a RankNet target that a second training reverses this often cannot
 be learnt from one training per subset. ``--norambo`` measures only this (no RAMBO trial).
+``--fit_steps=200,1000`` also fits û₀ from scratch on the trial's offline pairs for each step
+count and reports how many of those pairs, and of the held-out pairs, it orders correctly.
 Writes ``workdir/diagnose.json``.
 """
 
@@ -29,14 +31,19 @@ from scipy import stats
 
 from experiments import common, one_round
 from jal.rambo import (
+  make_set_net,
   prepare_offline,
   random_pair_masks,
   run_rambo,
   subset_utilities,
+  train_plain,
   trial_s0,
 )
 
 _HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0.", allow_override=True)
+_FIT_STEPS = flags.DEFINE_list(
+    "fit_steps", [], "Also fit û₀ from scratch on the offline pairs for each of these step "
+    "counts and report its pair accuracy on those pairs (fit) and on the held-out pairs.")
 _RAMBO = flags.DEFINE_bool("rambo", True, "Train RAMBO and score its utility model (else only "
                            "the retraining noise of the true utilities).")
 
@@ -70,6 +77,13 @@ def utility_noise(u1, u2, v1, v2) -> dict:
           "noise_share_of_pair_variance": 2.0 * noise_sd ** 2 / max(diff_sd ** 2, 1e-12)}
 
 
+def _pairs_accuracy(set_net, params, x0, masks1, masks2, u1, u2) -> float:
+  """``pair_accuracy`` of the utility model's scores on pairs of masks over ``x0``."""
+  s1, s2 = (np.asarray(set_net.apply_masks(params, jnp.asarray(x0), jnp.asarray(m)).score)
+            for m in (masks1, masks2))
+  return pair_accuracy(s1, s2, u1, u2)
+
+
 def main(argv):
   del argv
   common.compilation_cache_from_flags()
@@ -77,8 +91,9 @@ def main(argv):
   key = jax.random.key(int(config["seed"]))
   t = time.perf_counter()
   report = {}
+  off = (prepare_offline(key, data, net, tc, cfg) if _RAMBO.value or _FIT_STEPS.value
+         else None)
   if _RAMBO.value:
-    off = prepare_offline(key, data, net, tc, cfg)
     res = run_rambo(key, data, net, tc, cfg, offline=off, keep_model=True)
     s0 = off.s0
     report["val_accuracy"] = res["val_accuracy"]
@@ -104,6 +119,10 @@ def main(argv):
       for lo, hi in zip(edges[:-1], edges[1:])
       if np.sum(sel := (size[:half] >= lo) & (size[:half] < hi)) >= 2}
   arrays = {"u": u.tolist(), "u_retrained": u_again.tolist(), "size": size.tolist()}
+  if off is not None:
+    real = np.asarray(off.pairs.weight) > 0
+    offline_pairs = tuple(np.asarray(a)[real] for a in (off.pairs.masks1, off.pairs.masks2,
+                                                         off.pairs.u1, off.pairs.u2))
   if _RAMBO.value:
     out = res["set_net"].apply_masks(res["utility_params"], jnp.asarray(x0), jnp.asarray(masks))
     score = np.asarray(out.score)
@@ -119,13 +138,21 @@ def main(argv):
                                                                 u[:half], u[half:])
     # The same on the offline pairs (seen when fitting û₀; R7 keeps them out of D afterwards):
     # does the final model still order the pairs it started from?
-    d = off.pairs
-    s1, s2 = (np.asarray(res["set_net"].apply_masks(res["utility_params"], jnp.asarray(x0),
-                                                     m).score)
-              for m in (d.masks1, d.masks2))
-    real = np.asarray(d.weight) > 0
-    report["offline_pair_accuracy"] = pair_accuracy(s1[real], s2[real], np.asarray(d.u1)[real],
-                                                    np.asarray(d.u2)[real])
+    report["offline_pair_accuracy"] = _pairs_accuracy(res["set_net"], res["utility_params"], x0,
+                                                      *offline_pairs)
+  if _FIT_STEPS.value:
+    # Can û₀ fit its own offline pairs, and does what it fits carry over to fresh pairs?
+    set_net = make_set_net(x0.shape[1:], extractor=cfg.extractor)
+    curve = {}
+    for steps in sorted({int(v) for v in _FIT_STEPS.value}):
+      params = train_plain(set_net, cfg.utility, set_net.init(jax.random.split(key, 8)[2]), x0,
+                           off.pairs, steps)
+      curve[str(steps)] = {
+          "offline_pair_accuracy": _pairs_accuracy(set_net, params, x0, *offline_pairs),
+          "held_out_pair_accuracy": _pairs_accuracy(set_net, params, x0, masks[:half],
+                                                    masks[half:], u[:half], u[half:])}
+      print(f"û₀ after {steps} steps: {curve[str(steps)]}", flush=True)
+    report["fit_curve"] = curve
   report.update(seconds=time.perf_counter() - t, loadavg=list(os.getloadavg()))
   out_dir = pathlib.Path(one_round._WORKDIR.value)
   out_dir.mkdir(parents=True, exist_ok=True)
