@@ -77,6 +77,8 @@ flags.DEFINE_enum("imbalance", None, list(IMBALANCE_MODES),
                   "only) imbalance_fraction of the pool instances.", allow_override=True)
 flags.DEFINE_bool("bilevel", None, "Bilevel training of the utility model (ablation).",
     allow_override=True)
+flags.DEFINE_bool("offline_in_d", None, "R7 alternative: keep the offline pairs in D during the "
+                  "refinement (REC: they only warm-start the utility model).", allow_override=True)
 flags.DEFINE_bool("ot", None, "OT auxiliary task, lambda_OT = 1 (ablation).", allow_override=True)
 flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablation).",
     allow_override=True)
@@ -84,7 +86,7 @@ flags.DEFINE_bool("ranknet", None, "RankNet loss; false = regression MSE (ablati
 OVERRIDES = ("dataset", "model", "strategy", "seed", "k", "budget", "offline_pairs",
              "offline_steps", "m_factor",
              "fit_chunk", "epochs", "outer_steps", "inner_steps", "hypergrad", "aug_distance",
-             "noise_rate", "imbalance", "bilevel", "ot", "ranknet")
+             "noise_rate", "imbalance", "bilevel", "ot", "ranknet", "offline_in_d")
 
 # fold_in constant of the R8 draws: they share no stream with the trial's own key.
 _SETTINGS_STREAM = 0x5E77
@@ -115,7 +117,8 @@ def rambo_config(c: dict) -> RamboConfig:
                      aug_from_next=bool(c["aug_from_next"]), fit_chunk=int(c["fit_chunk"]),
                      extractor=c["extractor"], utility=utility,
                      dulo_candidates=int(c["dulo_candidates"]),
-                     ot_debiased=bool(c["ot_debiased"]), aug_distance=str(c["aug_distance"]))
+                     ot_debiased=bool(c["ot_debiased"]), aug_distance=str(c["aug_distance"]),
+                     offline_in_d=bool(c.get("offline_in_d", False)))
 
 
 def apply_settings(config: dict, data: jal.data.Dataset, seed: int | None = None):

@@ -77,3 +77,39 @@ def test_one_round_rambo_smoke_end_to_end(tmp_path, strategy):
   out = json.loads((tmp_path / "result.json").read_text())
   assert 0.0 <= out["val_accuracy"] <= 1.0 and out["labeled"] == 40
   assert out["settings"]["rambo"]["utility"]["bilevel"] is True
+
+
+def test_refinement_pairs_keep_offline_pairs_when_asked(monkeypatch):
+  """R7 alternative: D holds the offline pairs (true utilities) before the augmented ones."""
+  from jal.rambo import protocol
+  config = one_round.resolve("rambo_smoke", {"offline_in_d": True})
+  cfg = one_round.rambo_config(config)
+  assert cfg.offline_in_d and not one_round.rambo_config(
+      one_round.resolve("rambo_smoke", {})).offline_in_d
+  data = jal.data.load("digits")
+  net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(8,))
+  tc = jal.TrainConfig(epochs=2, batch_size=8)
+  seen = []
+  monkeypatch.setattr(protocol, "train_plain", lambda sn, c, p, *a, **k: p)
+
+  def fake_bilevel(set_net, u_cfg, params, pool, d, lam=None, **kw):
+    seen.append(jax.tree.map(np.asarray, d))
+    return params, lam, jnp.zeros(0)
+
+  monkeypatch.setattr(protocol, "train_bilevel", fake_bilevel)
+  # Acquisition and the final classifier are beside the point here (and slow to compile).
+  monkeypatch.setattr(protocol, "fit", lambda *a, **k: jal.FitResult(None, 0, 0.0))
+  monkeypatch.setattr(protocol, "rambo_select", lambda *a, **k: np.arange(cfg.budget))
+  monkeypatch.setattr(protocol, "_final", lambda *a, **k: {})
+  key = jax.random.key(3)
+  off = protocol.prepare_offline(key, data, net, tc, cfg)
+  protocol.run_rambo(key, data, net, tc, cfg, offline=off)
+  tau1, n, p = (cfg.k - cfg.k1) // cfg.b, cfg.n_aug, off.pairs.weight.shape[0]
+  assert len(seen) == tau1
+  for i, d in enumerate(seen):
+    assert d.weight.shape == (p + tau1 * n,)
+    for name in ("masks1", "masks2", "u1", "u2", "ot1", "ot2", "weight"):
+      np.testing.assert_array_equal(getattr(d, name)[:p], np.asarray(getattr(off.pairs, name)))
+    np.testing.assert_array_equal(d.weight[p:p + (i + 1) * n], 1.0)
+    np.testing.assert_array_equal(d.weight[p + (i + 1) * n:], 0.0)
+    assert d.masks1[p + i * n:p + (i + 1) * n].any(axis=1).all()

@@ -15,7 +15,7 @@ def get_config() -> dict:
       k=200, budget=500, k1=50, b=50, n_aug=50, offline_pairs=500, offline_steps=500,
       m_factor=10, fit_chunk=50, extractor="auto", dulo_candidates=500,
       chunk_size=2048, init_size=200, rounds=1,  # for experiments.common (init_size = k)
-      bilevel=True, ot=True, ranknet=True, ot_debiased=True, aug_from_next=True,
+      bilevel=True, ot=True, ranknet=True, ot_debiased=True, aug_from_next=True, offline_in_d=False,
       aug_distance="euclidean",
       noise_rate=0.0, imbalance="none", imbalance_classes=0.3, imbalance_fraction=0.2,  # R8
       outer_steps=20, inner_steps=100, cg_steps=10, hypergrad="cg",

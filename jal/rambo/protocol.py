@@ -52,6 +52,8 @@ class RamboConfig:
     offline_pairs: N, pairs with ground-truth utilities for û₀ (R3).
     offline_steps: full-batch Adam steps fitting û₀ (plain training, R7: parameters only).
     offline_bilevel: fit û₀ with the bilevel scheme instead.
+    offline_in_d: keep the offline pairs (true utilities) in D for every refinement iteration
+      (R7 alternative; REC: D₀ = {}, the offline pairs only warm-start the parameters).
     m_factor: M = m_factor · b (R1).
     aug_from_next: draw augmented pairs from S_{i+1} (R2 REC) instead of S_i.
     fit_chunk: classifiers evaluated together on the validation set.
@@ -71,6 +73,7 @@ class RamboConfig:
   offline_pairs: int = 500
   offline_steps: int = 500
   offline_bilevel: bool = False
+  offline_in_d: bool = False
   m_factor: int = 10
   aug_from_next: bool = True
   fit_chunk: int = 50
@@ -215,6 +218,10 @@ def run_rambo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, cfg: Ram
   cap = tau1 * cfg.n_aug
   d = PairData(jnp.zeros((cap, cfg.k), bool), jnp.zeros((cap, cfg.k), bool),
                *(jnp.zeros(cap, jnp.float32) for _ in range(5)))
+  base = 0  # augmented pairs go to rows base + i·n
+  if cfg.offline_in_d:  # R7 alternative: D₀ = the offline pairs
+    d = PairData(*(jnp.concatenate([a.astype(b.dtype), b]) for a, b in zip(d_off, d)))
+    base = d_off.weight.shape[0]
 
   y0 = data.y_train[s0]
 
@@ -241,7 +248,7 @@ def run_rambo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, cfg: Ram
       u = interpolate_utility(phi[2:], phi[0], phi[1], acc, acc_next)
     ot = (ot_targets(geom, jnp.concatenate([m1, m2])) / scale if geom is not None
           else jnp.zeros(2 * cfg.n_aug))
-    sl = slice(i * cfg.n_aug, (i + 1) * cfg.n_aug)
+    sl = slice(base + i * cfg.n_aug, base + (i + 1) * cfg.n_aug)
     n = cfg.n_aug
     d = PairData(d.masks1.at[sl].set(m1), d.masks2.at[sl].set(m2), d.u1.at[sl].set(u[:n]),
                  d.u2.at[sl].set(u[n:]), d.ot1.at[sl].set(ot[:n]), d.ot2.at[sl].set(ot[n:]),
