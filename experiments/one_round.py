@@ -49,8 +49,10 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX/tfds data dir (default: $
 flags.DEFINE_string("dataset", None, "digits, mnist, fashion_mnist, cifar10, svhn_cropped.",
     allow_override=True)
 flags.DEFINE_string("model", None, "Classifier f: mlp, lenet or resnet18.", allow_override=True)
-flags.DEFINE_enum("strategy", None, ["rambo", "dulo", "random", "margin", "badge", "coreset"],
-                  "One-round strategy.", allow_override=True)
+flags.DEFINE_enum("strategy", None,
+                  ["rambo", "dulo", "null", "random", "margin", "badge", "coreset"],
+                  "One-round strategy (null: greedy-margin without a utility model, the "
+                  "control of RAMBO's).", allow_override=True)
 flags.DEFINE_integer("seed", None, "Seed of the trial.", allow_override=True)
 flags.DEFINE_integer("k", None, "|S0|, the initial labeled set.", allow_override=True)
 flags.DEFINE_integer("budget", None, "B, points acquired in the one round.", allow_override=True)

@@ -20,7 +20,15 @@ import numpy as np
 from absl import app, flags
 
 from experiments import common, one_round
-from jal.rambo import ABLATIONS, prepare_offline, run_baseline, run_dulo, run_rambo
+from jal.rambo import (
+  ABLATIONS,
+  prepare_offline,
+  run_baseline,
+  run_dulo,
+  run_null,
+  run_rambo,
+  trial_s0,
+)
 
 __all__ = ["ablation_name", "summarize", "markdown"]
 
@@ -118,16 +126,12 @@ def main(argv):
                           offline=offline)
         elif strat == "dulo":
           res = run_dulo(key, data, net, tc, cfg, offline=offline)
+        elif strat == "null":
+          res = run_null(key, data, net, tc, cfg)
         else:
-          s0 = offline.s0 if offline is not None else prepare_s0(key, data, cfg)
+          s0 = offline.s0 if offline is not None else trial_s0(key, data, cfg.k)
           res = run_baseline(key, data, net, tc, strat, cfg.k, cfg.budget, s0=s0)
         record(seed, name, res, t)
-
-
-def prepare_s0(key, data, cfg) -> np.ndarray:
-  """S₀ exactly as ``prepare_offline(key, …)`` draws it (without the utility samples)."""
-  from jal.rambo.protocol import _initial
-  return _initial(jax.random.split(key, 8)[0], data, cfg.k)
 
 
 if __name__ == "__main__":

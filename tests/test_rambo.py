@@ -146,3 +146,12 @@ def test_rambo_select_returns_unique_unlabeled_low_margin_points():
   assert set(sel.tolist()) <= set(np.asarray(pool).tolist())
   sel_d = acquisition.dulo_select(jax.random.key(3), sn, params, data.x_train, labeled, 8, 4, 20)
   assert len(set(sel_d.tolist())) == 8 and not labeled[sel_d].any()
+  # The control: a utility whose score is the same for every set (score head zeroed) makes
+  # greedy-margin take the first random batch each round, which is what null_select does.
+  flat = jax.tree.map(lambda a: a, params)
+  flat["score_head"]["kernel"] = jax.tree.map(jnp.zeros_like, flat["score_head"]["kernel"])
+  sel_flat = acquisition.rambo_select(jax.random.key(2), sn, flat, net, v, data.x_train,
+                                      labeled, 12, 4, 8)
+  sel_null = acquisition.null_select(jax.random.key(2), net, v, data.x_train, labeled, 12, 4, 8)
+  np.testing.assert_array_equal(sel_null, sel_flat)
+  assert set(sel_null.tolist()) <= set(np.asarray(pool).tolist())

@@ -15,6 +15,7 @@ from jal.rambo.acquisition import (
   GreedyTrace,
   dulo_select,
   greedy_margin,
+  null_select,
   rambo_select,
   smallest_margin,
 )
@@ -43,6 +44,7 @@ from jal.rambo.protocol import (
   prepare_offline,
   run_baseline,
   run_dulo,
+  run_null,
   run_one_round,
   run_rambo,
   trial_s0,
@@ -63,13 +65,13 @@ from jal.rambo.settings import IMBALANCE_MODES, imbalanced_pool, noisy_pool
 from jal.rambo.utility_model import SetNet, SetOutput, make_set_net, masked_mean
 
 __all__ = [
-    "GreedyTrace", "dulo_select", "greedy_margin", "rambo_select", "smallest_margin",
+    "GreedyTrace", "dulo_select", "greedy_margin", "null_select", "rambo_select", "smallest_margin",
     "BilevelConfig", "PairData", "implicit_hypergrad", "init_lambda", "regularizer",
     "split_by_length", "train_bilevel", "train_plain",
     "HYPERGRADS", "custom_root_hypergrad", "implicit_solution", "itd_hypergrad",
     "ot_loss", "rank_loss", "rank_target", "regression_loss", "total_loss",
     "ABLATIONS", "BASELINES", "Offline", "RamboConfig", "prepare_offline", "run_baseline",
-    "run_dulo", "run_one_round", "run_rambo", "trial_s0",
+    "run_dulo", "run_null", "run_one_round", "run_rambo", "trial_s0",
     "AUG_DISTANCES", "OTTargets", "class_distance", "interpolate_from_distances",
     "interpolate_utility", "latent_divergence", "make_ot_targets", "ot_targets",
     "random_pair_masks", "subset_utilities",

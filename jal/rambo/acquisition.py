@@ -16,7 +16,8 @@ from jal.rambo.utility_model import SetNet
 from jal.scores import margin_score
 from jal.train import predict
 
-__all__ = ["GreedyTrace", "greedy_margin", "smallest_margin", "rambo_select", "dulo_select"]
+__all__ = ["GreedyTrace", "greedy_margin", "smallest_margin", "rambo_select", "null_select",
+           "dulo_select"]
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]  # (Σψ [m, E], sizes [m]) -> [m]
 
@@ -115,6 +116,42 @@ def rambo_select(key: jax.Array, set_net: SetNet, params, net: Net, variables: V
   Returns:
     ``[budget]`` unique unlabeled pool indices.
   """
+  labeled, cand_idx, rounds, m = _candidates(net, variables, x, labeled, budget, b, m,
+                                             chunk_size)
+  lab_idx = jnp.nonzero(labeled, size=int(jnp.sum(labeled)))[0]
+  h_lab = _elements(set_net, params, x[lab_idx], chunk_size)
+  h_cand = _elements(set_net, params, x[cand_idx], chunk_size)
+  trace = greedy_margin(key, _score_fn(set_net, params), jnp.sum(h_lab, 0),
+                        lab_idx.shape[0], h_cand, b, rounds, m)
+  return np.asarray(cand_idx[trace.selected])
+
+
+def null_select(key: jax.Array, net: Net, variables: Variables, x: jax.Array,
+                labeled: jax.Array, budget: int, b: int, m: int,
+                chunk_size: int = 1024) -> np.ndarray:
+  """Greedy-margin with an uninformative utility: every candidate batch scores the same.
+
+  Each round then adds the first of the random batches of R (the ``m`` smallest margins not
+  yet taken), i.e. a random ``b``-subset of R. With the key of ``rambo_select`` the rounds
+  draw the same splits as RAMBO's until the choices differ: this is the control that shows
+  what RAMBO's utility model adds to its candidates. Arguments as ``rambo_select``.
+
+  Returns:
+    ``[budget]`` unique unlabeled pool indices.
+  """
+  _, cand_idx, rounds, m = _candidates(net, variables, x, labeled, budget, b, m, chunk_size)
+  trace = greedy_margin(key, _flat_score, jnp.zeros(1), 0, jnp.zeros((cand_idx.shape[0], 1)), b,
+                        rounds, m)
+  return np.asarray(cand_idx[trace.selected])
+
+
+def _flat_score(total: jax.Array, size: jax.Array) -> jax.Array:
+  del total
+  return jnp.zeros(size.shape, jnp.float32)
+
+
+def _candidates(net, variables, x, labeled, budget, b, m, chunk_size):
+  """Checks; ``(labeled, candidate indices by increasing margin, rounds, M)``."""
   if budget % b:
     raise ValueError(f"budget {budget} must be a multiple of b = {b}")
   labeled = jnp.asarray(labeled)
@@ -122,12 +159,7 @@ def rambo_select(key: jax.Array, set_net: SetNet, params, net: Net, variables: V
   rounds = budget // b
   m = max(b, min(m, n_unl - (rounds - 1) * b))
   cand_idx = smallest_margin(net, variables, x, labeled, (rounds - 1) * b + m, chunk_size)
-  lab_idx = jnp.nonzero(labeled, size=int(jnp.sum(labeled)))[0]
-  h_lab = _elements(set_net, params, x[lab_idx], chunk_size)
-  h_cand = _elements(set_net, params, x[cand_idx], chunk_size)
-  trace = greedy_margin(key, _score_fn(set_net, params), jnp.sum(h_lab, 0),
-                        lab_idx.shape[0], h_cand, b, rounds, m)
-  return np.asarray(cand_idx[trace.selected])
+  return labeled, cand_idx, rounds, m
 
 
 def _elements(set_net: SetNet, params, x: jax.Array, chunk_size: int) -> jax.Array:

@@ -13,7 +13,7 @@ import numpy as np
 
 from jal.data.dataset import Dataset
 from jal.models.net import Net
-from jal.rambo.acquisition import dulo_select, rambo_select
+from jal.rambo.acquisition import dulo_select, null_select, rambo_select
 from jal.rambo.bilevel import BilevelConfig, PairData, train_bilevel, train_plain
 from jal.rambo.samples import (
   AUG_DISTANCES,
@@ -31,7 +31,7 @@ from jal.strategies import Context, get_strategy, select
 from jal.train import TrainConfig, accuracy, fit
 
 __all__ = ["RamboConfig", "ABLATIONS", "Offline", "prepare_offline", "trial_s0", "run_rambo",
-           "run_baseline", "run_dulo", "run_one_round", "BASELINES"]
+           "run_baseline", "run_dulo", "run_null", "run_one_round", "BASELINES"]
 
 BASELINES = ("random", "margin", "badge", "coreset")
 
@@ -280,6 +280,28 @@ def run_rambo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, cfg: Ram
   return res
 
 
+def run_null(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig,
+             cfg: RamboConfig) -> dict:
+  """RAMBO's trial with an uninformative utility model (``null_select``): the control.
+
+  S₀, the classifier f whose margins rank the candidates, the greedy-margin splits and the
+  final training use the keys of ``run_rambo(key, …)``; only the choice among the candidate
+  batches differs (no utility model, no offline samples).
+  """
+  ks = jax.random.split(key, 8)
+  timings = {}
+  s0 = trial_s0(key, data, cfg.k)
+  t = time.perf_counter()
+  labeled = _mask_of(s0, data.x_train.shape[0])
+  v0 = fit(ks[6], net, tc, data.x_train, data.y_train, jnp.asarray(labeled)).variables
+  sel = null_select(ks[7], net, v0, data.x_train, labeled, cfg.budget, cfg.b,
+                    cfg.m_factor * cfg.b)
+  timings["acquisition"] = time.perf_counter() - t
+  labeled[sel] = True
+  return {**_final(jax.random.fold_in(key, 99), data, net, tc, labeled, timings),
+          "timings": timings}
+
+
 def run_dulo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig,
              cfg: RamboConfig, offline: Offline | None = None) -> dict:
   """DULO: a regression Deep Sets utility on random subsets of S₀ + stochastic greedy.
@@ -311,17 +333,20 @@ def run_dulo(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig,
 
 def run_one_round(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig, cfg: RamboConfig,
                   strategy: str, verbose: bool = False) -> dict:
-  """Runs ``strategy`` (``rambo``, ``dulo`` or one of ``BASELINES``); adds ``seconds``/load."""
+  """Runs ``strategy`` (``rambo``, ``dulo``, ``null`` or one of ``BASELINES``); adds
+  ``seconds``/load."""
   t = time.perf_counter()
   if strategy == "rambo":
     res = run_rambo(key, data, net, tc, cfg, verbose)
   elif strategy == "dulo":
     res = run_dulo(key, data, net, tc, cfg)
+  elif strategy == "null":
+    res = run_null(key, data, net, tc, cfg)
   elif strategy in BASELINES:
     res = run_baseline(key, data, net, tc, strategy, cfg.k, cfg.budget)
   else:
     raise ValueError(f"unknown strategy {strategy!r}; choose from "
-                     f"{['rambo', 'dulo', *BASELINES]}")
+                     f"{['rambo', 'dulo', 'null', *BASELINES]}")
   res["seconds"] = time.perf_counter() - t
   res["loadavg"] = list(os.getloadavg())
   return res
