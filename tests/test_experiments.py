@@ -123,3 +123,13 @@ def test_rambo_diagnose_utility_noise_by_hand():
   assert got["pair_difference_sd"] == pytest.approx(diff_sd, rel=1e-12)
   assert got["noise_share_of_pair_variance"] == pytest.approx(
       2 * got["utility_noise_sd"] ** 2 / diff_sd ** 2, rel=1e-12)
+
+
+def test_rambo_speed_unit_costs_tiny():
+  from experiments.rambo_speed import unit_costs
+  got = unit_costs(pool=8, pairs=4, subsets=2, steps=2)
+  for k in ("inner_step_s", "lenet_training_s"):
+    assert got[k] > 0
+  floor = 6000 * got["inner_step_s"] + 60 * got["hypergradient_step_s"] + 1000 * got[
+      "lenet_training_s"]
+  assert got["full_trial_floor_s"] == pytest.approx(floor)
