@@ -40,7 +40,8 @@ from jal.rambo import (
   trial_s0,
 )
 
-_HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0.", allow_override=True)
+_HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0 (pairs: half).",
+                             lower_bound=4, allow_override=True)
 _FIT_STEPS = flags.DEFINE_list(
     "fit_steps", [], "Also fit û₀ from scratch on the offline pairs for each of these step "
     "counts and report its pair accuracy on those pairs (fit) and on the held-out pairs.")
@@ -86,6 +87,12 @@ def _pairs_accuracy(set_net, params, x0, masks1, masks2, u1, u2) -> float:
 
 def main(argv):
   del argv
+  try:
+    fit_steps = sorted({int(v) for v in _FIT_STEPS.value})
+  except ValueError as e:
+    raise app.UsageError(f"--fit_steps takes positive integers, got {_FIT_STEPS.value}") from e
+  if any(v < 1 for v in fit_steps):
+    raise app.UsageError(f"--fit_steps takes positive integers, got {_FIT_STEPS.value}")
   common.compilation_cache_from_flags()
   config, cfg, data, net, tc = one_round.setup_from_flags()
   key = jax.random.key(int(config["seed"]))
@@ -144,7 +151,7 @@ def main(argv):
     # Can û₀ fit its own offline pairs, and does what it fits carry over to fresh pairs?
     set_net = make_set_net(x0.shape[1:], extractor=cfg.extractor)
     curve = {}
-    for steps in sorted({int(v) for v in _FIT_STEPS.value}):
+    for steps in fit_steps:
       params = train_plain(set_net, cfg.utility, set_net.init(jax.random.split(key, 8)[2]), x0,
                            off.pairs, steps)
       curve[str(steps)] = {

@@ -24,10 +24,10 @@ from experiments import common
 from jal.rambo import BilevelConfig, PairData, make_set_net, train_bilevel, train_plain
 from jal.rambo.fast_fit import fit_subsets
 
-_POOL = flags.DEFINE_integer("pool", 200, "|S0|: images ψ runs over per step.")
-_PAIRS = flags.DEFINE_integer("pairs", 800, "Utility pairs in D.")
-_SUBSETS = flags.DEFINE_integer("subsets", 48, "LeNet trainings timed.")
-_STEPS = flags.DEFINE_integer("steps", 50, "Inner steps timed.")
+_POOL = flags.DEFINE_integer("pool", 200, "|S0|: images ψ runs over per step.", lower_bound=2)
+_PAIRS = flags.DEFINE_integer("pairs", 800, "Utility pairs in D.", lower_bound=1)
+_SUBSETS = flags.DEFINE_integer("subsets", 48, "LeNet trainings timed.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", 50, "Inner steps timed.", lower_bound=1)
 
 
 def _timed(fn) -> float:
