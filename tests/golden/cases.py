@@ -12,16 +12,15 @@ import pathlib
 import sys
 
 import jax
-import numpy as np
 
 import jal
 
 GOLDEN = pathlib.Path(__file__).with_name("selections.json")
 
 # Small BRAL-T environment: the digits pool is 1,797 images.
-_BRALT = dict(n_state_clusters=3, n_label_clusters=3, actions=2, max_points=64,
-              rel_epsilon=1e-2, ot_momentum=1.5, lam=1.0, pad_to=64, num_samplings=3,
-              steps_per_sampling=4, workers=1)
+_BRALT = dict(env=dict(n_state_clusters=3, n_label_clusters=3, actions=2, max_points=64,
+                       rel_epsilon=1e-2, ot_momentum=1.5, num_samplings=3,
+                       steps_per_sampling=4), lam=1.0, pad_to=64, workers=1)
 STRATEGY_KWARGS = {
     "random": {}, "margin": {}, "entropy": {}, "least_confidence": {}, "bald": {},
     "coreset": {}, "kmeans": {}, "badge": {},
