@@ -44,8 +44,8 @@ def _needs_validation(ctx: Context, name: str) -> None:
   if missing:
     raise ValueError(
         f"{name} trains f on subsets of the labeled set and scores it on a validation split, "
-        f"but ctx.{', ctx.'.join(missing)} is missing; run it through jal.run_loop on a "
-        f"dataset with a validation split, or build the Context with x_val=, y_val= and "
+        f"but the context lacks ctx.{', ctx.'.join(missing)}; run it through jal.run_loop on "
+        f"a dataset with a validation split, or build the Context with x_val=, y_val= and "
         f"train_config=")
 
 

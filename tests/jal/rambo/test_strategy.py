@@ -105,7 +105,7 @@ def test_missing_validation_split_is_a_clear_error(setup, name):
   ctx = jal.Context(net, net.init(jax.random.key(0)), jnp.asarray(data.x_train),
                     jnp.asarray(data.y_train), jnp.asarray(labeled), data.num_classes,
                     train_config=tc)
-  with pytest.raises(ValueError, match=r"ctx\.x_val, ctx\.y_val is missing"):
+  with pytest.raises(ValueError, match=r"lacks ctx\.x_val, ctx\.y_val;"):
     jal.select(jal.get_strategy(name, cfg=CFG), jax.random.key(0), ctx, CFG.budget)
 
 
