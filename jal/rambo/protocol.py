@@ -25,7 +25,7 @@ from jal.rambo.config import ABLATIONS, RamboConfig
 from jal.rambo.strategy import ONE_ROUND_STRATEGIES, dulo_strategy, null_strategy, rambo_strategy
 from jal.rambo.training import Offline, Stream, offline_samples, stream_key
 from jal.strategies import Context, Strategy, get_strategy, select_timed
-from jal.train import TrainConfig, accuracy, fit
+from jal.train import TrainConfig, accuracy, all_finite, fit
 
 __all__ = ["RamboConfig", "ABLATIONS", "Offline", "BASELINES", "prepare_offline", "trial_s0",
            "trial_score_key", "one_round_strategy", "run_rambo", "run_baseline", "run_dulo",
@@ -84,6 +84,13 @@ def one_round_strategy(name: str, cfg: RamboConfig, *, offline: Offline | None =
                    f"{[*ONE_ROUND_STRATEGIES, *BASELINES]}")
 
 
+def _check_trained(res, what: str, tc) -> None:
+  if not all_finite(res.variables):
+    raise FloatingPointError(f"training {what} diverged (non-finite parameters, learning rate "
+                             f"{tc.learning_rate:g}); lower the learning rate or check the "
+                             "inputs; no selection was made from this model")
+
+
 def _run(key, data, net, tc, strategy: Strategy, k: int, budget: int,
          keep_aux: bool = False) -> tuple[dict, object]:
   """One round of ``run_loop(key, …, LoopConfig(k, budget, rounds=1))``; the result dict and
@@ -115,6 +122,7 @@ def _run(key, data, net, tc, strategy: Strategy, k: int, budget: int,
   t = time.perf_counter()
   f0 = fit_fn(k_fit, net, tc, x, y, jnp.asarray(mask))
   jax.block_until_ready(f0.variables)
+  _check_trained(f0, "the classifier on S0", tc)
   timings = {"s0_training": time.perf_counter() - t}
   ctx = Context(net, f0.variables, x, y, jnp.asarray(mask), net.num_classes, x_val=x_val,
                 y_val=y_val, train_config=tc, fit_extra=f0.extra)
@@ -123,6 +131,7 @@ def _run(key, data, net, tc, strategy: Strategy, k: int, budget: int,
   t = time.perf_counter()
   f1 = fit_fn(_round_keys(key, 1)[0], net, tc, x, y, jnp.asarray(mask))
   jax.block_until_ready(f1.variables)
+  _check_trained(f1, "the final classifier", tc)
   timings = {**info.get("timings", {}), **timings, "score": secs["score"],
              "acquisition": secs["select"], "final_training": time.perf_counter() - t}
   res = {"val_accuracy": accuracy(net, f1.variables, x_val, y_val),

@@ -125,3 +125,12 @@ def test_constructors_are_config_friendly():
   cfg = jal.rambo.as_rambo_config({"k": 30, "budget": 10, "k1": 20, "b": 5},
                                   utility={"outer_steps": 2})
   assert cfg.utility == BilevelConfig(outer_steps=2) and cfg.k1 == 20
+
+
+def test_one_round_trial_stops_when_training_diverges():
+  data = jal.data.load("digits")
+  net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(8,))
+  bad = jal.TrainConfig(epochs=2, batch_size=16, learning_rate=1e20)
+  with pytest.raises(FloatingPointError, match="the classifier on S0 diverged"):
+    jal.rambo.run_one_round(jax.random.key(0), data, net, bad,
+                            jal.rambo.RamboConfig(k=30, budget=10, k1=20, b=5), "null")
