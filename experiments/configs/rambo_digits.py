@@ -1,7 +1,12 @@
-"""Seconds-long RAMBO one-round smoke protocol on digits (MLP classifier; used by the tests).
+"""RAMBO one-round protocol on the embedded digits data: the default of ``experiments.one_round``.
 
-Five classifier epochs: its accuracies mean nothing (``rambo_digits`` is the meaningful
-digits protocol).
+About a minute on 2 CPU cores (mostly compiles; the persistent compilation cache makes a rerun
+faster). The classifier f is an MLP (64 hidden units) trained as in RAMBO §5.1 (Adam 1e-3,
+minibatch 32, until train accuracy > 99% or 100 epochs); k = 60, k₁ = 20, b = 10 (τ₁ = 4
+refinement iterations of n = 10 augmented pairs), B = 60, 20 offline pairs fitted for 100
+steps, M = 5b; a short bilevel schedule (3 outer × 20 inner steps, 5 CG steps) and plain
+entropic OT targets. Over seeds 0–4 RAMBO beats Random on this protocol by 2.4 ± 1.2 test
+accuracy points (paired mean ± standard error; notes in the README's Experiments section).
 """
 
 from experiments.configs import base
@@ -9,7 +14,7 @@ from experiments.configs import base
 
 def get_config():
   return base.one_round_config(
-      dataset="digits", model="mlp", model_kwargs={"hidden": (32,)},
-      k=30, budget=10, k1=20, b=5, n_aug=4, offline_pairs=6, offline_steps=5, m_factor=2,
-      fit_chunk=6, dulo_candidates=20, ot_debiased=False, outer_steps=2, inner_steps=3,
-      cg_steps=2, epochs=5, batch_size=64)
+      dataset="digits", model="mlp", model_kwargs={"hidden": (64,)},
+      k=60, budget=60, k1=20, b=10, n_aug=10, offline_pairs=20, offline_steps=100, m_factor=5,
+      fit_chunk=25, dulo_candidates=50, ot_debiased=False, outer_steps=3, inner_steps=20,
+      cg_steps=5, epochs=100, batch_size=32)
