@@ -206,15 +206,19 @@ def net(config: ConfigDict, data: jal.data.Dataset, verbose: bool = False) -> ja
 
 
 def strategy_kwargs(config: ConfigDict) -> dict:
-  """The ``strategy.kwargs`` that the strategy's constructor accepts (all of them when it
-  takes ``**kwargs``), so one protocol config drives BRAL-T and its baselines."""
+  """The ``strategy.kwargs`` that the strategy's constructor accepts, so one protocol config
+  drives BRAL-T and its baselines; BRAL-T's ``EnvConfig`` fields are grouped under ``env``
+  (its ablations, which take ``**kwargs``, accept ``bral_t_strategy``'s arguments)."""
   name = config.strategy.name
   if name not in jal.STRATEGIES:
     raise ValueError(f"unknown strategy {name!r}; choose from {sorted(jal.STRATEGIES)}")
   kwargs = config.strategy.kwargs.to_dict() if "kwargs" in config.strategy else {}
   params = inspect.signature(jal.STRATEGIES[name]).parameters
   if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
-    return kwargs
+    params = inspect.signature(jal.bralt.bral_t_strategy).parameters  # BRAL-T's ablations
+  if "env" in params:  # BRAL-T's environment settings go in one EnvConfig
+    env = {k: kwargs.pop(k) for k in list(kwargs) if k in jal.bralt.env.EnvConfig._fields}
+    kwargs["env"] = {**dict(kwargs.get("env") or {}), **env}
   return {k: v for k, v in kwargs.items() if k in params}
 
 

@@ -23,7 +23,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import build, configs
-from jal import sharding
+from jal import parallel
 
 __all__ = ["define_config", "enable_compilation_cache", "mesh", "resolve_config_argv", "run"]
 
@@ -103,7 +103,7 @@ def mesh():
   n = _NUM_DEVICES.value
   if n is None:
     return None
-  return sharding.make_mesh(None if n < 0 else n)
+  return parallel.make_mesh(None if n < 0 else n)
 
 
 def _config_value(config_flag: flags.FlagHolder):
@@ -139,7 +139,7 @@ def run(body: Callable[[], object], binary: str,
       if config_flag is not None:
         build.check_binary(_config_value(config_flag), binary)
       # Before any JAX computation: multi-host needs the coordinator first.
-      sharding.maybe_initialize_distributed(_DISTRIBUTED.value)
+      parallel.maybe_initialize_distributed(_DISTRIBUTED.value)
       enable_compilation_cache(_COMPILATION_CACHE.value)
       body()
     except (FileNotFoundError, ValueError) as e:

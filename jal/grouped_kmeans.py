@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jal.chunking import chunked_map
 from jal.cluster import lloyd_loop
+from jal.parallel.chunking import chunked_map
 
 __all__ = ["GroupedKMeans", "grouped_kmeans"]
 

@@ -1,7 +1,7 @@
 """Pool-wide selection that stays sharded along ``data``: top-k, k-center, k-means(++).
 
 Every function takes the pool-sized arrays (scores ``[n]``, embeddings ``[n, d]``, masks
-``[n]``) and a ``jal.sharding`` mesh, pads ``n`` to a multiple of the device count (padding
+``[n]``) and a ``jal.parallel`` mesh, pads ``n`` to a multiple of the device count (padding
 is never selectable), splits the rows along ``data`` and runs one ``jit``'d program in which
 the ``[n]`` vectors (masked scores, min-distances, assignments) never leave their shard.
 What crosses devices is small and explicit in the maths:
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jal import cluster, sharding
+from jal import cluster, parallel
 from jal.cluster import KMeansResult, pairwise_sq_dists
 
 __all__ = ["gather_rows", "top_k_unlabeled", "kcenter_greedy", "kmeans_plusplus",
@@ -47,22 +47,22 @@ def gather_rows(x: jax.Array, idx: jax.Array) -> jax.Array:
   Returns:
     ``[m, ...]`` rows, replicated.
   """
-  d = sharding.data_size()
+  d = parallel.data_size()
   n_loc = x.shape[0] // d
-  x3 = sharding.constrain_rows(x.reshape(d, n_loc, *x.shape[1:]))
+  x3 = parallel.constrain_rows(x.reshape(d, n_loc, *x.shape[1:]))
   g = x3[:, idx % n_loc]  # [d, m, ...] local gather on every shard
   own = jnp.arange(d)[:, None] == (idx // n_loc)[None, :]
   own = own.reshape(*own.shape, *([1] * (x.ndim - 1)))
-  return sharding.constrain_replicated(jnp.sum(jnp.where(own, g, jnp.zeros_like(g)), axis=0))
+  return parallel.constrain_replicated(jnp.sum(jnp.where(own, g, jnp.zeros_like(g)), axis=0))
 
 
 def _iota(n):
-  return sharding.constrain_rows(jnp.arange(n, dtype=jnp.int32))
+  return parallel.constrain_rows(jnp.arange(n, dtype=jnp.int32))
 
 
 def _prep(mesh, *arrays_and_fills):
   """Pads each ``(array, fill)`` to a multiple of the mesh size and splits rows on ``data``."""
-  return tuple(sharding.shard_rows(jnp.asarray(a), mesh, fill) for a, fill in arrays_and_fills)
+  return tuple(parallel.shard_rows(jnp.asarray(a), mesh, fill) for a, fill in arrays_and_fills)
 
 
 # --------------------------------------------------------------------------------- top-k
@@ -70,17 +70,17 @@ def _prep(mesh, *arrays_and_fills):
 
 @functools.partial(jax.jit, static_argnames=("budget",))
 def _top_k(scores, labeled, budget):
-  d = sharding.data_size()
+  d = parallel.data_size()
   n = scores.shape[0]
-  masked = sharding.constrain_rows(jnp.where(labeled, -jnp.inf, scores.astype(jnp.float32)))
-  per = sharding.constrain_rows(masked.reshape(d, n // d))
-  gid = sharding.constrain_rows(jnp.arange(n, dtype=jnp.int32).reshape(d, n // d))
+  masked = parallel.constrain_rows(jnp.where(labeled, -jnp.inf, scores.astype(jnp.float32)))
+  per = parallel.constrain_rows(masked.reshape(d, n // d))
+  gid = parallel.constrain_rows(jnp.arange(n, dtype=jnp.int32).reshape(d, n // d))
   # Local top-k of every shard. A row-wise sort (descending score, then ascending index) and
   # not ``lax.top_k``: XLA's SPMD partitioner keeps a batched sort on its shard but gathers
   # the operand of a TopK op onto every device.
   neg, gi = lax.sort((-per, gid), dimension=1, num_keys=2)
   k = min(budget, n // d)
-  v, i = sharding.constrain_replicated((-neg[:, :k].reshape(-1), gi[:, :k].reshape(-1)))
+  v, i = parallel.constrain_replicated((-neg[:, :k].reshape(-1), gi[:, :k].reshape(-1)))
   return i[lax.top_k(v, budget)[1]]
 
 
@@ -88,20 +88,20 @@ def top_k_unlabeled(scores: jax.Array, labeled: jax.Array, budget: int, mesh) ->
   """Sharded ``jal.strategies.top_k_unlabeled``: indices ``[budget]`` of the highest
   ``scores`` ``[n]`` among rows with ``labeled`` ``[n]`` False (ties: lowest index)."""
   s, lab = _prep(mesh, (scores, -jnp.inf), (labeled, True))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     return _top_k(s, lab, int(budget))
 
 
 @functools.partial(jax.jit, static_argnames=("n", "n_pad"))
 def _uniform_scores(key, n, n_pad):
-  return sharding.constrain_rows(sharding.pad_rows(jax.random.uniform(key, (n,)), n_pad, 0.0))
+  return parallel.constrain_rows(parallel.pad_rows(jax.random.uniform(key, (n,)), n_pad, 0.0))
 
 
 def uniform_scores(key: jax.Array, n: int, mesh) -> jax.Array:
   """``jax.random.uniform(key, (n,))`` padded to the mesh and split along ``data`` (the
   draws do not depend on the mesh: JAX's partitionable threefry)."""
-  with sharding.use_mesh(mesh):
-    return _uniform_scores(key, int(n), sharding.padded_size(n, mesh.shape[sharding.DATA]))
+  with parallel.use_mesh(mesh):
+    return _uniform_scores(key, int(n), parallel.padded_size(n, mesh.shape[parallel.DATA]))
 
 
 # ------------------------------------------------------------------------------ k-center
@@ -110,9 +110,9 @@ def uniform_scores(key: jax.Array, n: int, mesh) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("budget", "chunk"))
 def _kcenter(x, avail, lab_idx, lab_valid, start_scores, budget, chunk):
   n = x.shape[0]
-  x, avail = sharding.constrain_rows(x), sharding.constrain_rows(avail)
+  x, avail = parallel.constrain_rows(x), parallel.constrain_rows(avail)
   wa = avail.astype(x.dtype)
-  xc = sharding.constrain_rows(
+  xc = parallel.constrain_rows(
       x - (jnp.matmul(wa, x, precision=_HI) / jnp.maximum(jnp.sum(wa), 1.0))[None, :])
   sq = jnp.sum(xc * xc, axis=-1)
 
@@ -120,9 +120,9 @@ def _kcenter(x, avail, lab_idx, lab_valid, start_scores, budget, chunk):
     idx, ok = chunk_in
     d = pairwise_sq_dists(xc, gather_rows(xc, idx), x_sq=sq, y_sq=gather_rows(sq, idx))
     d = jnp.where(ok[None, :], d, jnp.inf)
-    return sharding.constrain_rows(jnp.minimum(min_d, jnp.min(d, axis=1))), None
+    return parallel.constrain_rows(jnp.minimum(min_d, jnp.min(d, axis=1))), None
 
-  min_d = sharding.constrain_rows(jnp.full((n,), jnp.inf, x.dtype))
+  min_d = parallel.constrain_rows(jnp.full((n,), jnp.inf, x.dtype))
   min_d, _ = lax.scan(scan_chunk, min_d, (lab_idx.reshape(-1, chunk),
                                           lab_valid.reshape(-1, chunk)))
   iota = _iota(n)
@@ -179,7 +179,7 @@ def kcenter_greedy(x: jax.Array, budget: int, labeled: jax.Array, mesh, *,
   lab_valid = jnp.asarray(np.arange(n_pad_lab) < idx.size)
   lab_idx = jnp.asarray(np.pad(idx, (0, n_pad_lab - idx.size)))
   xs, avail = _prep(mesh, (x, None), (~lab, False))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     if key is None:  # First pick without labels: farthest from the candidates' mean.
       start = _centred_norms(xs, avail)
     else:
@@ -191,7 +191,7 @@ def kcenter_greedy(x: jax.Array, budget: int, labeled: jax.Array, mesh, *,
 def _centred_norms(x, avail):
   wa = avail.astype(x.dtype)
   xc = x - (jnp.matmul(wa, x, precision=_HI) / jnp.maximum(jnp.sum(wa), 1.0))[None, :]
-  return sharding.constrain_rows(jnp.sum(xc * xc, axis=-1))
+  return parallel.constrain_rows(jnp.sum(xc * xc, axis=-1))
 
 
 # ------------------------------------------------------------------- k-means++ and Lloyd
@@ -205,14 +205,14 @@ def _d2_seeding(key, dist_fn, valid, k, rows=None):
   keys = jax.random.split(key, k)
   first = jax.random.categorical(keys[0], jnp.where(valid, 0.0, -jnp.inf)).astype(jnp.int32)
   idx = jnp.zeros((k,), jnp.int32).at[0].set(first)
-  avail = sharding.constrain_rows(valid & (iota != first))
-  min_d = sharding.constrain_rows(dist_fn(first))
+  avail = parallel.constrain_rows(valid & (iota != first))
+  min_d = parallel.constrain_rows(dist_fn(first))
 
   def body(i, carry):
     idx, avail, min_d = carry
     j = jax.random.categorical(keys[i], cluster.d2_logits(avail, min_d)).astype(jnp.int32)
-    return (idx.at[i].set(j), sharding.constrain_rows(avail & (iota != j)),
-            sharding.constrain_rows(jnp.minimum(min_d, dist_fn(j))))
+    return (idx.at[i].set(j), parallel.constrain_rows(avail & (iota != j)),
+            parallel.constrain_rows(jnp.minimum(min_d, dist_fn(j))))
 
   idx, _, _ = lax.fori_loop(1, k, body, (idx, avail, min_d))
   return idx
@@ -227,13 +227,13 @@ def _euclidean(x, sq):
 
 @functools.partial(jax.jit, static_argnames=("k",))
 def _kpp(key, x, valid, k):
-  x = sharding.constrain_rows(x)
+  x = parallel.constrain_rows(x)
   return _d2_seeding(key, _euclidean(x, jnp.sum(x * x, axis=-1)), valid, k)
 
 
 @functools.partial(jax.jit, static_argnames=("k",))
 def _kpp_factored(key, a, e, valid, k):
-  a, e = sharding.constrain_rows(a), sharding.constrain_rows(e)
+  a, e = parallel.constrain_rows(a), parallel.constrain_rows(e)
   self_sq = jnp.sum(a * a, axis=-1) * jnp.sum(e * e, axis=-1)
 
   def dist_to(j):
@@ -248,7 +248,7 @@ def kmeans_plusplus(key: jax.Array, x: jax.Array, k: int, mask: jax.Array, mesh)
   """Sharded ``jal.cluster.kmeans_plusplus``: ``[k]`` D²-seeded row indices of ``x`` ``[n, d]``
   among rows with ``mask`` ``[n]`` True."""
   xs, valid = _prep(mesh, (x, None), (mask, False))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     return _kpp(key, xs, valid, int(k))
 
 
@@ -257,7 +257,7 @@ def kmeans_plusplus_factored(key: jax.Array, a: jax.Array, e: jax.Array, k: int,
   """Sharded ``jal.cluster.kmeans_plusplus_factored`` (BADGE): D² seeding on ``a_i ⊗ e_i``
   with ``a`` ``[n, K]`` and ``e`` ``[n, D]``, never materialising ``[n, K·D]``."""
   a_s, e_s, valid = _prep(mesh, (a, None), (e, None), (mask, False))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     return _kpp_factored(key, a_s, e_s, valid, int(k))
 
 
@@ -267,7 +267,7 @@ def _lloyd(key, x, valid, k, n_iter, tol):
   w = valid.astype(x.dtype)
 
   def assign(c):
-    a = sharding.constrain_rows(
+    a = parallel.constrain_rows(
         jnp.argmin(pairwise_sq_dists(x, c, x_sq=sq), axis=1).astype(jnp.int32))
     resid = x - c[a]
     return a, jnp.sum(w * jnp.sum(resid * resid, axis=-1))
@@ -276,7 +276,7 @@ def _lloyd(key, x, valid, k, n_iter, tol):
     onehot = jax.nn.one_hot(a, k, dtype=x.dtype) * w[:, None]
     counts = jnp.sum(onehot, axis=0)
     means = jnp.matmul(onehot.T, x, precision=_HI) / jnp.maximum(counts, 1.0)[:, None]
-    return sharding.constrain_replicated(jnp.where((counts > 0.0)[:, None], means, c))
+    return parallel.constrain_replicated(jnp.where((counts > 0.0)[:, None], means, c))
 
   def cond(state):
     _, prev, cur, it = state
@@ -296,10 +296,10 @@ def _lloyd(key, x, valid, k, n_iter, tol):
 
 @functools.partial(jax.jit, static_argnames=("k", "n_iter"))
 def _kmeans(key, x, valid, k, n_iter, tol):
-  x = sharding.constrain_rows(x)
+  x = parallel.constrain_rows(x)
   w = valid.astype(x.dtype)
   shift = jnp.matmul(w, x, precision=_HI) / jnp.maximum(jnp.sum(w), 1.0)
-  xc = sharding.constrain_rows(x - shift[None, :])
+  xc = parallel.constrain_rows(x - shift[None, :])
   res = _lloyd(jax.random.split(key, 1)[0], xc, valid, k, n_iter, tol)
   return res._replace(centroids=res.centroids + shift[None, :])
 
@@ -309,7 +309,7 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, mask: jax.Array, mesh, n_iter: 
   """Sharded ``jal.cluster.kmeans`` (``n_init=1``) on ``x`` ``[n, d]``; the assignment comes
   back as ``[n_pad]`` (padding rows ``-1``), split along ``data``."""
   xs, valid = _prep(mesh, (x, None), (mask, False))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     return _kmeans(key, xs, valid, int(k), int(n_iter), tol)
 
 
@@ -327,5 +327,5 @@ def nearest_to_centroids(key: jax.Array, x: jax.Array, k: int, mask: jax.Array, 
   nearest each centroid (``[k]`` indices; an empty cluster yields an arbitrary index that
   ``finalize_indices`` drops)."""
   xs, valid = _prep(mesh, (x, None), (mask, False))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     return _nearest(key, xs, valid, int(k), int(n_iter))

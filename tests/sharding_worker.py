@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import jal  # noqa: E402
-from jal import cluster, sharded_select, sharding  # noqa: E402
+from jal import cluster, parallel, sharded_select  # noqa: E402
 
 N = 256       # pool rows, a multiple of 8
 N_LAB = 40
@@ -38,7 +38,7 @@ def _spec(a):
 
 def _largest_all_gather(jitted, mesh, *args, **kwargs):
   """Elements of the largest all-gather result in the compiled HLO (0 if none)."""
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     txt = jitted.lower(*args, **kwargs).compile().as_text()
   sizes = [0]
   for m in re.finditer(r"= \(?([a-z0-9]+)\[([0-9,]*)\][^=]*? all-gather\(", txt):
@@ -46,9 +46,29 @@ def _largest_all_gather(jitted, mesh, *args, **kwargs):
   return max(sizes)
 
 
+def bralt_section(out, mesh, net, variables, x, y, labeled):
+  """BRAL-T's strategies on one device and on ``mesh`` from the same model: same picks, and
+  the pool pass really ran split (its embeddings come back sharded along ``data``)."""
+  env = dict(n_state_clusters=3, n_label_clusters=3, actions=2, max_points=32,
+             rel_epsilon=1e-2, num_samplings=2, steps_per_sampling=3)
+  same, specs = {}, {}
+  for name, kw in (("bral_t", {"env": env, "pad_to": 32, "workers": 1}),
+                   ("pseudo_score", {})):
+    strat = jal.get_strategy(name, **kw)
+    picks = []
+    for m in (None, mesh):
+      ctx = jal.Context(net, variables, x, y, jnp.asarray(labeled), 10, 32, m)
+      picks.append(jal.select(strat, jax.random.key(5), ctx, BUDGET).tolist())
+      if m is not None and name == "bral_t":
+        specs[name] = _spec(strat.score(jax.random.key(0), ctx)["emb"])
+    same[name] = picks[0] == picks[1]
+  out["bralt_same"] = same
+  out["bralt_emb_spec"] = specs
+
+
 def main():
   out = {"devices": jax.device_count()}
-  mesh = sharding.make_mesh()
+  mesh = parallel.make_mesh()
   digits = load_digits()
   x = digits.images[:N].astype(np.float32)
   x = jnp.asarray(((x - x.mean()) / x.std())[..., None])
@@ -68,12 +88,12 @@ def main():
   out["fit_params_replicated"] = all(a.sharding.is_fully_replicated and
                                      len(a.sharding.device_set) == 8
                                      for a in jax.tree.leaves(r8.variables.params))
-  with sharding.use_mesh(mesh):  # one training step: what crosses devices?
-    st = jal.train._init_one(net, cfg, key)
-    st, xs, ys, ms = jal.train._place(mesh, st, x, y, jnp.asarray(labeled))
-    st, plan = jal.train._begin_one(st, key, ms, cfg.batch_size)
+  with parallel.use_mesh(mesh):  # one training step: what crosses devices?
+    st = jal.train.epoch.init_one(net, cfg, key)
+    st, xs, ys, ms = jal.train.trainer.place(mesh, st, x, y, jnp.asarray(labeled))
+    st, plan = jal.train.epoch.begin_one(st, key, ms, cfg.batch_size)
   out["fit_step_max_all_gather"] = _largest_all_gather(
-      jal.train._step_one, mesh, net, cfg, st, plan, jnp.int32(0), xs, ys)
+      jal.train.epoch.step_one, mesh, net, cfg, st, plan, jnp.int32(0), xs, ys)
   masks = jnp.asarray(np.stack([labeled, np.roll(labeled, 3)]))
   m1 = jal.fit_many(jax.random.split(key, 2), net, cfg, x, y, masks)
   m8 = jal.fit_many(jax.random.split(key, 2), net, cfg, x, y, masks, mesh=mesh)
@@ -84,7 +104,7 @@ def main():
   # 2. chunked scoring: sharded vs single device, on the same variables.
   v = r1.variables
   l1, e1 = jal.predict(net, v, x, 16)
-  l8, e8 = jal.predict(net, v, sharding.shard_rows(x, mesh), 16, mesh=mesh)
+  l8, e8 = jal.predict(net, v, parallel.shard_rows(x, mesh), 16, mesh=mesh)
   out["predict_max_rel"] = max(_max_rel(l8, l1), _max_rel(e8, e1))
   out["predict_specs"] = [_spec(l8), _spec(e8)]
   s1 = jal.scores.el2n(net, v, x, y, 16)
@@ -94,8 +114,8 @@ def main():
   lo, _ = jal.predict(net, v, x[:N - 3], 16, mesh=mesh)  # not a multiple of 8: padded inside
   out["predict_uneven_max_rel"] = _max_rel(lo, l1[:N - 3])
   out["predict_max_all_gather"] = _largest_all_gather(
-      jal.train._predict_jit, mesh, net, sharding.replicate(v, mesh),
-      sharding.shard_rows(x, mesh), 16)
+      jal.train.inference.predict_jit, mesh, net, parallel.replicate(v, mesh),
+      parallel.shard_rows(x, mesh), 16)
 
   # 3. one AL round (fit + score + select), same seed, single device vs mesh.
   same = {}
@@ -128,18 +148,19 @@ def main():
   out["kmeans_same_assignment"] = np.array_equal(k8.assignment, k1.assignment)
   out["kmeans_inertia_rel"] = _max_rel(k8.inertia, k1.inertia)
   out["kmeans_specs"] = [_spec(k8.assignment), _spec(k8.centroids)]
-  xs, av = sharding.shard_rows(emb, mesh), sharding.shard_rows(~lab, mesh)
-  sp, lp = sharding.shard_rows(sc, mesh), sharding.shard_rows(lab, mesh)
+  xs, av = parallel.shard_rows(emb, mesh), parallel.shard_rows(~lab, mesh)
+  sp, lp = parallel.shard_rows(sc, mesh), parallel.shard_rows(lab, mesh)
   out["max_all_gather"] = {
       "top_k": _largest_all_gather(sharded_select._top_k, mesh, sp, lp, budget=20),
       "kcenter": _largest_all_gather(
           sharded_select._kcenter, mesh, xs, av, jnp.arange(64, dtype=jnp.int32),
           jnp.arange(64) < N_LAB, jnp.zeros((N,)), budget=15, chunk=8),
       "kmeans_pp_factored": _largest_all_gather(
-          sharded_select._kpp_factored, mesh, key, sharding.shard_rows(a, mesh), xs, av, k=10),
+          sharded_select._kpp_factored, mesh, key, parallel.shard_rows(a, mesh), xs, av, k=10),
       "kmeans": _largest_all_gather(sharded_select._kmeans, mesh, key, xs, av, k=5, n_iter=20,
                                     tol=1e-6),
   }
+  bralt_section(out, mesh, net, r1.variables, x, y, labeled)
   out["n"] = N
   print("JSON" + json.dumps(out))
 

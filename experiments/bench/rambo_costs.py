@@ -7,7 +7,7 @@ import numpy as np
 import jal
 from experiments.bench import timing
 from jal.rambo import BilevelConfig, PairData, make_set_net, train_bilevel, train_plain
-from jal.rambo.fast_fit import fit_subsets
+from jal.train import fit_subsets
 
 __all__ = ["unit_costs"]
 

@@ -73,16 +73,16 @@ def device_worker(d: int) -> dict:
   import jax.numpy as jnp
 
   import jal
-  from jal import sharding
-  mesh = sharding.make_mesh(d)
+  from jal import parallel
+  mesh = parallel.make_mesh(d)
   n, n_lab = 16384, 2048
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(n, 8, 8, 1)).astype(np.float32))
   y = jnp.asarray(rng.integers(0, K, n).astype(np.int32))
   mask = jnp.asarray(np.arange(n) < n_lab)
   net = jal.make_net("mlp", (8, 8, 1), K, hidden=(128, 128))
-  v = sharding.replicate(net.init(jax.random.key(0)), mesh)
-  xs = sharding.shard_rows(x, mesh)
+  v = parallel.replicate(net.init(jax.random.key(0)), mesh)
+  xs = parallel.shard_rows(x, mesh)
   score_s = _timed(lambda: jal.predict(net, v, xs, 512, mesh=mesh))
   cfg = jal.TrainConfig(epochs=2, batch_size=128)
   fit = lambda: jal.fit(jax.random.key(1), net, cfg, x, y, mask, mesh=mesh).variables
@@ -99,8 +99,6 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
 
   import jal
   from jal import cluster
-  from jal.strategies.diversity import _badge_pick
-  from jal.strategies.uncertainty import _top_prob_score
   rng = np.random.default_rng(0)
   # Drawn on the device in float32, so the RSS high-water mark after this line is the inputs.
   emb = jax.random.normal(jax.random.key(10), (n, dim))
@@ -111,18 +109,29 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
   jax.block_until_ready((emb, logits, labeled))
   rss_inputs = _rss_mib()
   inputs_mib = (emb.nbytes + logits.nbytes + labeled.nbytes) / 2**20
+  # What the margin and BADGE strategies' picks compute, from public pieces.
+  margin_pick = jax.jit(lambda lg, lab: jal.strategies.top_k_unlabeled(
+      jal.scores.margin_score(jax.nn.softmax(lg, -1)), lab, budget))
+
+  def badge_factor(lg):
+    p = jax.nn.softmax(lg, -1)
+    return p - jax.nn.one_hot(jnp.argmax(p, -1), p.shape[-1], dtype=p.dtype)
+
+  badge_pick = jax.jit(lambda k, lg, e, lab: cluster.kmeans_plusplus_factored(
+      k, badge_factor(lg), e, budget, ~lab))
   if method == "margin":
-    fn = lambda: _top_prob_score(jal.scores.margin_score, logits, budget, labeled)
+    fn = lambda: margin_pick(logits, labeled)
   elif method == "coreset":
     fn = lambda: cluster.kcenter_greedy(emb, budget, labeled, chunk_size=chunk)
   elif method == "badge":
-    fn = lambda: _badge_pick(jax.random.key(0), logits, emb, labeled, budget)
+    fn = lambda: badge_pick(jax.random.key(0), logits, emb, labeled)
   elif method == "bralt":
     from jal.bralt import env as env_lib
     from jal.bralt import reward_net as rn
     from jal.bralt import select as sel
     # The reduced Fashion-MNIST protocol's settings (bralt_fmnist_reduced).
-    cfg = env_lib.EnvConfig(max_points=256, rel_epsilon=1e-2, ot_momentum=1.5)
+    cfg = env_lib.EnvConfig(n_label_clusters=10, n_state_clusters=10, max_points=256,
+                            rel_epsilon=1e-2, ot_momentum=1.5)
     caps = env_lib.Caps(env_lib.cloud_cap(cfg, n_lab, cfg.n_label_clusters),
                         env_lib.cloud_cap(cfg, n - n_lab, cfg.n_state_clusters), 1, 1, 1)
     model = rn.init_reward_model(jax.random.key(1), 4 * dim, 2 * dim)

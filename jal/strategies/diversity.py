@@ -5,8 +5,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jal import cluster, sharded_select, sharding
-from jal.strategies.base import Context, Strategy
+from jal import cluster, parallel, sharded_select
+from jal.strategies.base import Context, Strategy, no_info
 from jal.train import predict
 
 __all__ = ["coreset_strategy", "kmeans_strategy", "badge_strategy"]
@@ -23,7 +23,7 @@ def coreset_strategy() -> Strategy:
       return sharded_select.kcenter_greedy(out[1], budget, ctx.labeled, ctx.mesh,
                                            chunk_size=ctx.chunk_size)
     return cluster.kcenter_greedy(out[1], budget, ctx.labeled, chunk_size=ctx.chunk_size)
-  return Strategy("coreset", _embed, pick)
+  return Strategy("coreset", _embed, no_info(pick))
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4))
@@ -43,7 +43,7 @@ def kmeans_strategy(n_iter: int = 20) -> Strategy:
                                                  n_iter)
     return _kmeans_pick(key, out[1], ctx.labeled, budget, n_iter)
 
-  return Strategy("kmeans", _embed, pick)
+  return Strategy("kmeans", _embed, no_info(pick))
 
 
 @functools.partial(jax.jit, static_argnums=(4,))
@@ -66,10 +66,10 @@ def badge_strategy() -> Strategy:
   original takes the largest-norm point)."""
   def pick(key, ctx: Context, out, budget):
     if ctx.mesh is not None:
-      with sharding.use_mesh(ctx.mesh):
+      with parallel.use_mesh(ctx.mesh):
         a = _badge_factor(out[0])
       return sharded_select.kmeans_plusplus_factored(key, a, out[1], budget, ~ctx.labeled,
                                                      ctx.mesh)
     return _badge_pick(key, out[0], out[1], ctx.labeled, budget)
 
-  return Strategy("badge", _embed, pick)
+  return Strategy("badge", _embed, no_info(pick))

@@ -4,8 +4,8 @@ import functools
 
 import jax
 
-from jal import scores, sharded_select, sharding
-from jal.strategies.base import Context, Strategy, top_k_unlabeled
+from jal import parallel, scores, sharded_select
+from jal.strategies.base import Context, Strategy, no_info, top_k_unlabeled
 from jal.train import predict
 
 __all__ = ["random_strategy", "margin_strategy", "entropy_strategy",
@@ -26,7 +26,7 @@ def random_strategy() -> Strategy:
     return sharded_select.top_k_unlabeled(u[:ctx.labeled.shape[0]], ctx.labeled, budget,
                                           ctx.mesh)
 
-  return Strategy("random", lambda key, ctx: None, pick)
+  return Strategy("random", lambda key, ctx: None, no_info(pick))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
@@ -36,12 +36,12 @@ def _top_prob_score(score_fn, logits, budget, labeled):
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def _prob_score(score_fn, logits):
-  return sharding.constrain_rows(score_fn(jax.nn.softmax(logits, -1)))
+  return parallel.constrain_rows(score_fn(jax.nn.softmax(logits, -1)))
 
 
 def _sharded_top(ctx: Context, score_fn, values, budget):
   """Scores computed where ``values`` live, then the sharded top-k with global merge."""
-  with sharding.use_mesh(ctx.mesh):
+  with parallel.use_mesh(ctx.mesh):
     s = score_fn(values)
   return sharded_select.top_k_unlabeled(s, ctx.labeled, budget, ctx.mesh)
 
@@ -55,7 +55,7 @@ def _prob_strategy(name, score_fn) -> Strategy:
       return _sharded_top(ctx, functools.partial(_prob_score, score_fn), logits, budget)
     return _top_prob_score(score_fn, logits, budget, ctx.labeled)
 
-  return Strategy(name, score, pick)
+  return Strategy(name, score, no_info(pick))
 
 
 def margin_strategy() -> Strategy:
@@ -89,6 +89,6 @@ def bald_strategy(samples: int = 10) -> Strategy:
       return _sharded_top(ctx, jax.jit(scores.bald_score), mc, budget)
     return _bald_pick(mc, ctx.labeled, budget)
 
-  return Strategy("bald", score, pick)
+  return Strategy("bald", score, no_info(pick))
 
 

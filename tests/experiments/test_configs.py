@@ -34,7 +34,8 @@ def _built(key: str) -> dict:
     got["pool"] = c.data.pool.to_dict()
   else:
     got["loop"] = dataclasses.asdict(build.loop_config(c))
-    got["strategy_kwargs"] = build.strategy_kwargs(c)
+    kwargs = build.strategy_kwargs(c)
+    got["strategy_kwargs"] = {**kwargs.pop("env", {}), **kwargs}  # BRAL-T: EnvConfig fields
   return json.loads(json.dumps(got))  # tuples as lists, as recorded
 
 

@@ -1,15 +1,11 @@
 """One experiment of a config: run_al (experiments.al / compare) and run_one_round."""
 
-import inspect
 import json
 
 import pytest
 
 import jal
 from experiments import configs, runs
-
-# The loop marks history.json finished itself (with wall_seconds) once that change is merged.
-_LOOP_MARKS_FINISHED = '"finished"' in inspect.getsource(jal.loop)
 
 
 def test_run_al_leaves_history_to_the_loop(tmp_path):
@@ -23,10 +19,7 @@ def test_run_al_leaves_history_to_the_loop(tmp_path):
   assert saved["config"]["strategy_kwargs"] == {} and saved["config"]["train_transform"] is None
   assert "pool_settings" not in saved["config"]  # only recorded when the pool is changed
   assert (tmp_path / "curve.png").stat().st_size > 1000
-  if _LOOP_MARKS_FINISHED:
-    assert saved["finished"] is True and saved["wall_seconds"] > 0
-  else:  # the binaries no longer write history.json, so nothing marks it yet
-    assert "wall_seconds" not in saved
+  assert saved["finished"] is True and saved["wall_seconds"] > 0  # marked by the loop
 
 
 def test_run_al_applies_the_data_section(tmp_path):
