@@ -51,11 +51,7 @@ def run_al(config: ConfigDict, workdir: str, data_dir: str | None = None,
   history = jal.run_loop(build.run_key(config), data, net, build.train_config(config), strategy,
                          build.loop_config(config), workdir=workdir, verbose=verbose, mesh=mesh,
                          extra_config=extra)
-  summary = history.summary()  # finished, wall_seconds: the loop's own record
-  if verbose:
-    print(f"AUBC {summary['aubc']:.4f}  F-acc {summary['f_acc']:.4f}  "
-          f"({summary['wall_seconds']:.1f}s) -> {pathlib.Path(workdir) / 'history.json'}",
-          flush=True)
+  summary = history.summary()  # finished, wall_seconds: the loop's own record (it prints AUBC)
   return summary
 
 
