@@ -5,8 +5,8 @@ faster). The classifier f is an MLP (64 hidden units) trained as in RAMBO §5.1 
 minibatch 32, until train accuracy > 99% or 100 epochs); k = 60, k₁ = 20, b = 10 (τ₁ = 4
 refinement iterations of n = 10 augmented pairs), B = 60, 20 offline pairs fitted for 100
 steps, M = 5b; a short bilevel schedule (3 outer × 20 inner steps, 5 CG steps) and plain
-entropic OT targets. Over seeds 0–4 RAMBO beats Random on this protocol by 2.4 ± 1.2 test
-accuracy points and 4.0 ± 1.0 validation points (paired mean ± standard error; build notes).
+entropic OT targets. Over seeds 0–4 RAMBO beats Random on this protocol by 1.5 ± 0.7 test
+accuracy points and 3.2 ± 0.6 validation points (paired mean ± standard error; build notes).
 """
 
 from experiments.configs import base
