@@ -1,7 +1,9 @@
 r"""Does RAMBO's utility model rank subsets like the true utility? (held-out pairs, one trial)
 
+  python -m experiments.rambo_diagnose --workdir=/tmp/rambo_diag
   python -m experiments.rambo_diagnose --config=rambo_mnist --data_dir=/work/shared/data \
-      --seed=0 --offline_pairs=100 --workdir=/tmp/rambo_diag [--held_out=100] [--norambo]
+      --config.seed=0 --config.rambo.offline_pairs=100 --workdir=/tmp/rambo_diag \
+      [--held_out=100] [--norambo]
 
 Trains RAMBO once (as ``rambo_tables``), then draws ``held_out`` fresh random subsets of S₀
 (``held_out / 2`` pairs of equal size, sizes U{2..k}) with a key unused by the trial, trains f
@@ -15,7 +17,8 @@ that u′ orders as u does: a RankNet target that a second training reverses thi
 be learnt from one training per subset. ``--norambo`` measures only this (no RAMBO trial).
 ``--fit_steps=200,1000`` also fits û₀ from scratch on the trial's offline pairs for each step
 count and reports how many of those pairs, and of the held-out pairs, it orders correctly.
-Writes ``workdir/diagnose.json``.
+Writes ``workdir/diagnose.json``. ``--config`` is a config of the ``"one_round"`` family
+(default ``rambo_digits``).
 """
 
 import json
@@ -29,7 +32,8 @@ import numpy as np
 from absl import app, flags
 from scipy import stats
 
-from experiments import common, one_round
+from experiments import build, runtime
+from experiments.diagnostics import pair_accuracy, pairs_accuracy, utility_noise
 from jal.rambo import (
   make_set_net,
   prepare_offline,
@@ -40,8 +44,11 @@ from jal.rambo import (
   trial_s0,
 )
 
+_CONFIG = runtime.define_config("rambo_diagnose", default="rambo_digits")
+_WORKDIR = flags.DEFINE_string("workdir", "/tmp/jal_rambo_diagnose", "Output directory.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX/tfds data dir (default: $JAL_DATA_DIR).")
 _HELD = flags.DEFINE_integer("held_out", 100, "Fresh random subsets of S0 (pairs: half).",
-                             lower_bound=4, allow_override=True)
+                             lower_bound=4)
 _FIT_STEPS = flags.DEFINE_list(
     "fit_steps", [], "Also fit û₀ from scratch on the offline pairs for each of these step "
     "counts and report its pair accuracy on those pairs (fit) and on the held-out pairs.")
@@ -49,53 +56,18 @@ _RAMBO = flags.DEFINE_bool("rambo", True, "Train RAMBO and score its utility mod
                            "the retraining noise of the true utilities).")
 
 
-def pair_accuracy(s1, s2, u1, u2) -> float:
-  """Fraction of pairs with ``u1 ≠ u2`` whose scores order them as their utilities do."""
-  s1, s2, u1, u2 = (np.asarray(a, np.float64) for a in (s1, s2, u1, u2))
-  keep = u1 != u2
-  return float(np.mean((s1[keep] > s2[keep]) == (u1[keep] > u2[keep]))) if keep.any() else 0.5
-
-
-def utility_noise(u1, u2, v1, v2) -> dict:
-  """How much of the true utility is training noise, from two trainings per subset.
-
-  Args:
-    u1, u2: ``[P]`` utilities of the two equal-size subsets of each pair (first training).
-    v1, v2: ``[P]`` the same subsets trained again with other keys.
-
-  Returns:
-    ``retrain_pair_agreement`` (fraction of pairs, among those with ``u1 ≠ u2``, that the
-    retrained utilities order as the first ones), ``utility_noise_sd`` (sd of one training's
-    utility around the mean of many, ``sd(u − v) / √2`` over all ``2P`` subsets),
-    ``pair_difference_sd`` (sd of ``u1 − u2``) and ``noise_share_of_pair_variance``
-    (``2 σ² / Var(u1 − u2)``: the part of the pair differences that is training noise).
-  """
-  u1, u2, v1, v2 = (np.asarray(a, np.float64) for a in (u1, u2, v1, v2))
-  noise_sd = float(np.std(np.concatenate([u1 - v1, u2 - v2]), ddof=1) / np.sqrt(2.0))
-  diff_sd = float(np.std(u1 - u2, ddof=1))
-  return {"retrain_pair_agreement": pair_accuracy(v1, v2, u1, u2),
-          "utility_noise_sd": noise_sd, "pair_difference_sd": diff_sd,
-          "noise_share_of_pair_variance": 2.0 * noise_sd ** 2 / max(diff_sd ** 2, 1e-12)}
-
-
-def _pairs_accuracy(set_net, params, x0, masks1, masks2, u1, u2) -> float:
-  """``pair_accuracy`` of the utility model's scores on pairs of masks over ``x0``."""
-  s1, s2 = (np.asarray(set_net.apply_masks(params, jnp.asarray(x0), jnp.asarray(m)).score)
-            for m in (masks1, masks2))
-  return pair_accuracy(s1, s2, u1, u2)
-
-
-def main(argv):
-  del argv
+def _main():
   try:
     fit_steps = sorted({int(v) for v in _FIT_STEPS.value})
   except ValueError as e:
     raise app.UsageError(f"--fit_steps takes positive integers, got {_FIT_STEPS.value}") from e
   if any(v < 1 for v in fit_steps):
     raise app.UsageError(f"--fit_steps takes positive integers, got {_FIT_STEPS.value}")
-  common.compilation_cache_from_flags()
-  config, cfg, data, net, tc = one_round.setup_from_flags()
-  key = jax.random.key(int(config["seed"]))
+  config = _CONFIG.value
+  cfg, tc = build.rambo_config(config), build.train_config(config)
+  data = build.dataset(config, _DATA_DIR.value)
+  net = build.net(config, data)
+  key = build.run_key(config)
   t = time.perf_counter()
   report = {}
   off = (prepare_offline(key, data, net, tc, cfg) if _RAMBO.value or _FIT_STEPS.value
@@ -145,7 +117,7 @@ def main(argv):
                                                                 u[:half], u[half:])
     # The same on the offline pairs (seen when fitting û₀; R7 keeps them out of D afterwards):
     # does the final model still order the pairs it started from?
-    report["offline_pair_accuracy"] = _pairs_accuracy(res["set_net"], res["utility_params"], x0,
+    report["offline_pair_accuracy"] = pairs_accuracy(res["set_net"], res["utility_params"], x0,
                                                       *offline_pairs)
   if _FIT_STEPS.value:
     # Can û₀ fit its own offline pairs, and does what it fits carry over to fresh pairs?
@@ -155,13 +127,13 @@ def main(argv):
       params = train_plain(set_net, cfg.utility, set_net.init(jax.random.split(key, 8)[2]), x0,
                            off.pairs, steps)
       curve[str(steps)] = {
-          "offline_pair_accuracy": _pairs_accuracy(set_net, params, x0, *offline_pairs),
-          "held_out_pair_accuracy": _pairs_accuracy(set_net, params, x0, masks[:half],
+          "offline_pair_accuracy": pairs_accuracy(set_net, params, x0, *offline_pairs),
+          "held_out_pair_accuracy": pairs_accuracy(set_net, params, x0, masks[:half],
                                                     masks[half:], u[:half], u[half:])}
       print(f"û₀ after {steps} steps: {curve[str(steps)]}", flush=True)
     report["fit_curve"] = curve
   report.update(seconds=time.perf_counter() - t, loadavg=list(os.getloadavg()))
-  out_dir = pathlib.Path(one_round._WORKDIR.value)
+  out_dir = pathlib.Path(_WORKDIR.value)
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / "diagnose.json").write_text(json.dumps(
       {**report, **arrays}, indent=1))
@@ -169,4 +141,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  runtime.run(_main, "rambo_diagnose", _CONFIG)

@@ -1,12 +1,15 @@
 r"""RAMBO's one-round tables: RAMBO / Random / Margin / DULO and the 8 ablation rows, over trials.
 
+  python -m experiments.rambo_tables --seeds=0,1,2 --workdir=/tmp/rambo_tables_digits
   python -m experiments.rambo_tables --config=rambo_mnist --data_dir=/work/shared/data \
       --seeds=0,1,2 --workdir=/tmp/rambo_tables_mnist [--ablations]
 
 Per trial seed, S₀ and the offline utility samples are drawn once (``prepare_offline``) and
 shared by RAMBO, every ablation row and DULO; Random and Margin start from the same S₀. Results
 are appended to ``workdir/results.json`` after every run (a rerun skips finished runs) and
-``workdir/table.md`` holds mean ± standard error of validation and test accuracy.
+``workdir/table.md`` holds mean ± standard error of validation and test accuracy. ``--config``
+is a config of the ``"one_round"`` family (default ``rambo_digits``); its ``data.pool`` (R8)
+settings are drawn per trial seed.
 """
 
 import dataclasses
@@ -16,10 +19,10 @@ import pathlib
 import time
 
 import jax
-import numpy as np
-from absl import app, flags
+from absl import flags
 
-from experiments import common, one_round
+from experiments import build, runtime
+from experiments.tables import ablation_name, markdown, summarize
 from jal.rambo import (
   ABLATIONS,
   prepare_offline,
@@ -30,13 +33,13 @@ from jal.rambo import (
   trial_s0,
 )
 
-__all__ = ["ablation_name", "summarize", "markdown"]
-
-_SEEDS = flags.DEFINE_list("seeds", ["0"], "Trial seeds.", allow_override=True)
+_CONFIG = runtime.define_config("rambo_tables", default="rambo_digits")
+_WORKDIR = flags.DEFINE_string("workdir", "/tmp/jal_rambo_tables", "Output directory.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX/tfds data dir (default: $JAL_DATA_DIR).")
+_SEEDS = flags.DEFINE_list("seeds", ["0"], "Trial seeds.")
 _STRATS = flags.DEFINE_list("strategies", ["rambo", "random", "margin", "dulo"],
-                            "Strategies of the main table.", allow_override=True)
-_ABL = flags.DEFINE_bool("ablations", False, "Also run the 7 other ablation rows.",
-                         allow_override=True)
+                            "Strategies of the main table.")
+_ABL = flags.DEFINE_bool("ablations", False, "Also run the 7 other ablation rows.")
 
 
 _COMPILES = {"n": 0, "seconds": 0.0}
@@ -48,39 +51,12 @@ def _count_compile(event: str, duration: float, **kwargs) -> None:
     _COMPILES["seconds"] += duration
 
 
-def ablation_name(b: bool, o: bool, r: bool) -> str:
-  mark = lambda v: "✓" if v else "×"
-  return f"rambo[bilevel {mark(b)} OT {mark(o)} RankNet {mark(r)}]"
-
-
-def summarize(results: list[dict]) -> dict:
-  """``{name: {n, val_mean, val_se, test_mean, test_se}}`` over the runs of each name."""
-  out = {}
-  for name in dict.fromkeys(r["name"] for r in results):
-    rs = [r for r in results if r["name"] == name]
-    row = {"n": len(rs)}
-    for m in ("val", "test"):
-      a = np.array([r[f"{m}_accuracy"] for r in rs]) * 100
-      row[f"{m}_mean"] = float(a.mean())
-      row[f"{m}_se"] = float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")
-    row["seconds_mean"] = float(np.mean([r["seconds"] for r in rs]))
-    out[name] = row
-  return out
-
-
-def markdown(summary: dict) -> str:
-  lines = ["| strategy | trials | val acc (%) | test acc (%) | s/run |", "|---|---|---|---|---|"]
-  for name, r in summary.items():
-    lines.append(f"| {name} | {r['n']} | {r['val_mean']:.2f} ± {r['val_se']:.2f} | "
-                 f"{r['test_mean']:.2f} ± {r['test_se']:.2f} | {r['seconds_mean']:.0f} |")
-  return "\n".join(lines) + "\n"
-
-
-def main(argv):
-  del argv
-  common.compilation_cache_from_flags()
-  config, cfg, clean, net, tc = one_round.setup_from_flags(settings=False)
-  out = pathlib.Path(one_round._WORKDIR.value)
+def _main():
+  config = _CONFIG.value
+  cfg, tc = build.rambo_config(config), build.train_config(config)
+  clean = build.load_data(config, _DATA_DIR.value)
+  net = build.net(config, clean)
+  out = pathlib.Path(_WORKDIR.value)
   out.mkdir(parents=True, exist_ok=True)
   path = out / "results.json"
   results = json.loads(path.read_text())["runs"] if path.exists() else []
@@ -96,7 +72,8 @@ def main(argv):
     results.append({"seed": seed, "name": name, **res, "seconds": time.perf_counter() - t,
                     "loadavg": list(os.getloadavg()), "compiles_so_far": dict(_COMPILES)})
     summary = summarize(results)
-    path.write_text(json.dumps({"settings": {**config, "rambo": dataclasses.asdict(cfg)},
+    path.write_text(json.dumps({"settings": {"config": config.to_dict(),
+                                             "rambo": dataclasses.asdict(cfg)},
                                 "runs": results, "summary": summary}, indent=1, default=str))
     (out / "table.md").write_text(markdown(summary))
     print(f"seed {seed} {name}: val {res['val_accuracy']:.4f} test {res['test_accuracy']:.4f} "
@@ -104,7 +81,7 @@ def main(argv):
 
   for seed in (int(s) for s in _SEEDS.value):
     key = jax.random.key(seed)
-    data = one_round.apply_settings(config, clean, seed)  # R8 noise/imbalance of this trial
+    data = build.apply_pool_settings(config, clean, seed)  # R8 noise/imbalance of this trial
     offline = None
     for strat in _STRATS.value:
       if strat == "rambo":
@@ -135,4 +112,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  runtime.run(_main, "rambo_tables", _CONFIG)

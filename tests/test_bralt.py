@@ -3,7 +3,6 @@
 The RL sampling and the end-to-end run live in ``test_bralt_rl.py``.
 """
 
-import importlib
 import math
 
 import jax
@@ -228,16 +227,6 @@ def test_balanced_top_and_diffset():
 def test_trust_group_validation():
   with pytest.raises(ValueError, match="trust_group"):
     strategy.bral_t_strategy(trust_group="nope")
-
-
-@pytest.mark.parametrize("name", ["fmnist_reduced", "table5_fashion_mnist", "table5_emnist",
-                                  "table5_cifar10", "table5_cifar100", "table5_cifar10_imb",
-                                  "table5_cifar10_lt", "table5_cifar100_lt"])
-def test_configs_build_strategies(name):
-  config = importlib.import_module(f"experiments.configs.bralt_{name}").get_config()
-  built = strategy.BRALT_STRATEGIES[config["strategy"]](**config["strategy_kwargs"])
-  assert built.name == "bral_t"
-  assert config["budget"] * config["rounds"] == config["quota"] and config["superloss"]
 
 
 def test_over_relaxed_sinkhorn_matches_plain():

@@ -149,9 +149,9 @@ def test_binary_two_processes_equals_single_process(tmp_path):
   """``experiments.al --distributed --num_devices=-1`` on 2 processes × 2 devices (env
   ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``) vs one process
   without a mesh, all three at once: same queries, same accuracies, only process 0 writes."""
-  args = ["-m", "experiments.al", "--dataset=digits", "--model=mlp", "--strategy=margin",
-          "--init_size=20", "--budget=10", "--rounds=2", "--epochs=3", "--batch_size=16",
-          "--seed=0"]
+  args = ["-m", "experiments.al", "--config=default", "--config.strategy.name=margin",
+          "--config.loop.init_size=20", "--config.loop.budget=10", "--config.loop.rounds=2",
+          "--config.train.epochs=3", "--config.train.batch_size=16", "--config.seed=0"]
   port = str(_free_port())
   cmds = [[sys.executable, *args, "--distributed", "--num_devices=-1",
            f"--workdir={tmp_path / f'p{i}'}"] for i in range(2)]

@@ -1,6 +1,7 @@
-"""RAMBO flags: latent Sinkhorn distance of Eq. 4 (R5), noise/imbalance settings (R8), plumbing."""
+"""RAMBO flags: latent Sinkhorn distance of Eq. 4 (R5), noise/imbalance settings (R8).
 
-import json
+The config plumbing of these flags is tested in tests/experiments/test_configs.py.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,6 @@ from ott.geometry import pointcloud
 from ott.solvers import linear
 
 import jal
-from experiments import one_round
 from jal.rambo import samples, settings
 
 
@@ -128,44 +128,3 @@ def test_imbalanced_pool_thins_three_classes(keep_only, left):
       jax.random.key(s), data, keep_only=keep_only).y_train, minlength=10) < 20))
       for s in range(5)}
   assert len(picks) > 1  # the thinned classes are drawn at random
-
-
-def test_one_round_flags_reach_the_configs():
-  over = {"hypergrad": "itd", "aug_distance": "sinkhorn", "noise_rate": 0.2,
-          "imbalance": "keep_only"}
-  config = one_round.resolve("rambo_smoke", over)
-  cfg = one_round.rambo_config(config)
-  assert cfg.utility.hypergrad == "itd" and cfg.aug_distance == "sinkhorn"
-  default = one_round.resolve("rambo_smoke", {})
-  base = one_round.rambo_config(default)
-  assert base.utility.hypergrad == "cg" and base.aug_distance == "euclidean"
-  data = jal.data.load("digits")
-  assert one_round.apply_settings(default, data) is data  # REC: no R8 setting
-  got = one_round.apply_settings(config, data)
-  _same_eval_splits(got, data)
-  before = np.bincount(data.y_train, minlength=10)
-  imb = settings.imbalanced_pool(
-      jax.random.split(jax.random.fold_in(jax.random.key(0), one_round._SETTINGS_STREAM))[0],
-      data, 0.3, 0.2, keep_only=True)
-  after = np.bincount(imb.y_train, minlength=10)
-  assert int(np.sum(after < before)) == 3  # imbalance first ...
-  assert got.x_train.shape == imb.x_train.shape
-  assert int(np.sum(got.y_train != imb.y_train)) == round(0.2 * imb.y_train.shape[0])  # ... noise
-  with pytest.raises(ValueError, match="hypergrad"):
-    one_round.rambo_config({**default, "hypergrad": "newton"})
-  with pytest.raises(ValueError, match="aug_distance"):
-    one_round.rambo_config({**default, "aug_distance": "cosine"})
-  with pytest.raises(ValueError, match="imbalance"):
-    one_round.apply_settings({**default, "imbalance": "half"}, data)
-
-
-@pytest.mark.slow
-def test_one_round_rambo_smoke_with_all_flags(tmp_path):
-  over = {"strategy": "rambo", "hypergrad": "itd", "aug_distance": "sinkhorn",
-          "noise_rate": 0.2, "imbalance": "remove"}
-  one_round.run(one_round.resolve("rambo_smoke", over), str(tmp_path), verbose=False)
-  out = json.loads((tmp_path / "result.json").read_text())
-  assert 0.0 <= out["val_accuracy"] <= 1.0 and out["labeled"] == 40
-  assert out["settings"]["rambo"]["utility"]["hypergrad"] == "itd"
-  assert out["settings"]["rambo"]["aug_distance"] == "sinkhorn"
-  assert sum(out["pool_class_counts"]) < jal.data.load("digits").x_train.shape[0]

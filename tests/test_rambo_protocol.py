@@ -1,14 +1,11 @@
-"""RAMBO protocol plumbing: fit_many on LeNet, subset utilities, OT targets, one_round binary."""
-
-import json
+"""RAMBO protocol plumbing: fit_many on LeNet, subset utilities, OT targets, refinement pairs."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import jal
-from experiments import one_round
+from experiments import build, configs
 from jal.rambo import samples
 
 
@@ -58,34 +55,14 @@ def test_ot_targets_finite_and_ordered():
   np.testing.assert_allclose(ot[0], ot[2], rtol=1e-5)
 
 
-def test_one_round_binary_writes_result(tmp_path):
-  config = one_round.resolve("rambo_smoke", {"strategy": "margin"})
-  res = one_round.run(config, str(tmp_path), verbose=False)
-  out = json.loads((tmp_path / "result.json").read_text())
-  for key in ("val_accuracy", "test_accuracy", "seconds", "settings"):
-    assert key in out
-  assert out["labeled"] == config["k"] + config["budget"] == res["labeled"]
-  with pytest.raises(ValueError):
-    one_round.resolve("rambo_smoke", {"nope": 1})
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["rambo", "dulo"])
-def test_one_round_rambo_smoke_end_to_end(tmp_path, strategy):
-  config = one_round.resolve("rambo_smoke", {"strategy": strategy})
-  one_round.run(config, str(tmp_path), verbose=False)
-  out = json.loads((tmp_path / "result.json").read_text())
-  assert 0.0 <= out["val_accuracy"] <= 1.0 and out["labeled"] == 40
-  assert out["settings"]["rambo"]["utility"]["bilevel"] is True
-
-
 def test_refinement_pairs_keep_offline_pairs_when_asked(monkeypatch):
   """R7 alternative: D holds the offline pairs (true utilities) before the augmented ones."""
   from jal.rambo import protocol, training
-  config = one_round.resolve("rambo_smoke", {"offline_in_d": True})
-  cfg = one_round.rambo_config(config)
-  assert cfg.offline_in_d and not one_round.rambo_config(
-      one_round.resolve("rambo_smoke", {})).offline_in_d
+  config = configs.get("rambo_smoke")
+  assert not build.rambo_config(config).offline_in_d
+  config.rambo.offline_in_d = True
+  cfg = build.rambo_config(config)
+  assert cfg.offline_in_d
   data = jal.data.load("digits")
   net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(8,))
   tc = jal.TrainConfig(epochs=2, batch_size=8)

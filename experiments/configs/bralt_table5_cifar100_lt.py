@@ -6,7 +6,7 @@ C = M = 100, λ = 0.25."""
 from experiments.configs.bralt_base import bralt_config
 
 
-def get_config() -> dict:
+def get_config():
   return bralt_config("cifar100", init_size=2000, budget=500, quota=20000, epochs=60, clusters=100,
                       lam=0.25, model_kwargs={"stem": "cifar"}, augment="crop_flip",
                       train_transform={"name": "long_tail", "imbalance_ratio": 10, "seed": 0})

@@ -6,7 +6,7 @@ b = 500, Q = 20,000 (40 rounds), 50 epochs, C = M = 10, λ = 0.25 (A11)."""
 from experiments.configs.bralt_base import bralt_config
 
 
-def get_config() -> dict:
+def get_config():
   return bralt_config("cifar10", init_size=1000, budget=500, quota=20000, epochs=50, clusters=10,
                       lam=0.25, model_kwargs={"stem": "cifar"}, augment="crop_flip",
                       train_transform={"name": "keep_probability_imbalance", "seed": 4666})

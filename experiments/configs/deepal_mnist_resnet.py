@@ -2,12 +2,11 @@
 1→3, Adam 1e-3, minibatch 128, 20 epochs, |L0| = 100, Margin, 100 per round, 5 rounds, the full
 60k pool (no validation split carved out)."""
 
+from experiments.configs import base
 
-def get_config() -> dict:
-  return dict(
-      dataset="mnist", model="resnet18", model_kwargs={"stem": "imagenet"},
-      strategy="margin", seed=0, val_size=0,
-      init_size=100, budget=100, rounds=5, chunk_size=1024,
-      epochs=20, batch_size=128, learning_rate=1e-3, optimizer="adam",
-      stop_train_acc=None, superloss=False, augment="none", dropout=0.0,
-  )
+
+def get_config():
+  return base.al_config(
+      dataset="mnist", model="resnet18", model_kwargs={"stem": "imagenet"}, strategy="margin",
+      val_size=0, init_size=100, budget=100, rounds=5, chunk_size=1024, epochs=20,
+      batch_size=128)

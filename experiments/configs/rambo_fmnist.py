@@ -5,7 +5,7 @@ from experiments.configs import rambo_mnist
 BUDGETS = rambo_mnist.BUDGETS
 
 
-def get_config() -> dict:
+def get_config():
   c = rambo_mnist.get_config()
-  c.update(dataset="fashion_mnist")
+  c.data.name = "fashion_mnist"
   return c

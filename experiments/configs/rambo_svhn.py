@@ -5,7 +5,7 @@ from experiments.configs import rambo_cifar10
 BUDGETS = rambo_cifar10.BUDGETS
 
 
-def get_config() -> dict:
+def get_config():
   c = rambo_cifar10.get_config()
-  c.update(dataset="svhn_cropped")
+  c.data.name = "svhn_cropped"
   return c

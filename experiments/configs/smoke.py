@@ -3,7 +3,9 @@
 from experiments.configs import default
 
 
-def get_config() -> dict:
+def get_config():
   c = default.get_config()
-  c.update(model_kwargs={"hidden": (32,)}, init_size=20, budget=10, rounds=2, epochs=20)
+  c.model.kwargs.hidden = (32,)
+  c.loop.update(init_size=20, budget=10, rounds=2)
+  c.train.epochs = 20
   return c

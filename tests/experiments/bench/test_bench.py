@@ -1,4 +1,4 @@
-"""Tests for experiments.benchmark: measuring helpers, miniature sections, JSON output."""
+"""Tests of experiments.bench: the timer, settings, miniature sections, JSON output."""
 
 import json
 import math
@@ -7,60 +7,61 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import benchmark
+from experiments import configs
+from experiments.bench import data, fit, machine, protocol, scores, settings, suite, timing
 
 
 def _positive_finite(x) -> bool:
   return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
-def _tiny_settings(**kw) -> benchmark.Settings:
+def _tiny_settings(**kw) -> settings.Settings:
   base = dict(matmul_n=128, matmul_repeats=2, warmup=1, repeats=2,
               el2n_n_lenet=40, grand_n_lenet=12, el2n_n_resnet=0, grand_n_resnet=0,
               el2n_chunk=16, grand_chunk_lenet=8)
   base.update(kw)
-  return benchmark.Settings(**base)
+  return settings.Settings(**base)
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
 def test_time_jit_reports_compile_and_runs():
-  t = benchmark.time_jit(lambda a: jnp.sin(a) @ a, jnp.ones((32, 32)), warmup=1, repeats=3)
+  t = timing.time_jit(lambda a: jnp.sin(a) @ a, jnp.ones((32, 32)), warmup=1, repeats=3)
   assert set(t) == {"compile_seconds", "seconds", "median_seconds", "runs_seconds"}
   assert len(t["runs_seconds"]) == 3
   assert t["seconds"] == min(t["runs_seconds"]) > 0
   assert t["compile_seconds"] > 0
   with pytest.raises(ValueError, match="repeats"):
-    benchmark.time_jit(jnp.sin, jnp.ones(3), repeats=0)
+    timing.time_jit(jnp.sin, jnp.ones(3), repeats=0)
 
 
 def test_time_call_counts_calls():
   calls = []
-  t = benchmark.time_call(lambda: calls.append(1) or jnp.ones(3), repeats=2)
+  t = timing.time_call(lambda: calls.append(1) or jnp.ones(3), repeats=2)
   assert len(calls) == 3  # One first call, two timed ones.
   assert t["first_call_seconds"] > 0 and t["compile_seconds"] >= 0
   assert len(t["runs_seconds"]) == 2
 
 
 def test_matmul_gflops_is_positive():
-  r = benchmark.matmul_gflops(64, repeats=2, precision="highest")
+  r = machine.matmul_gflops(64, repeats=2, precision="highest")
   assert r["n"] == 64 and r["dtype"] == "float32" and r["precision"] == "highest"
   assert _positive_finite(r["gflops"])
   assert r["gflops"] == pytest.approx(2 * 64 ** 3 / r["seconds"] / 1e9)
 
 
 def test_parse_sections():
-  assert benchmark.parse_sections("fit_many,machine") == ("machine", "fit_many")
-  assert benchmark.parse_sections("") == ()
-  assert benchmark.parse_sections(" scores , ") == ("scores",)
-  assert benchmark.parse_sections(list(benchmark.SECTIONS)) == benchmark.SECTIONS
+  assert settings.parse_sections("fit_many,machine") == ("machine", "fit_many")
+  assert settings.parse_sections("") == ()
+  assert settings.parse_sections(" scores , ") == ("scores",)
+  assert settings.parse_sections(list(settings.SECTIONS)) == settings.SECTIONS
   with pytest.raises(ValueError, match="unknown sections"):
-    benchmark.parse_sections("machine,gpu")
+    settings.parse_sections("machine,gpu")
 
 
 def test_default_settings_scale_with_backend():
-  cpu, gpu = benchmark.default_settings("cpu"), benchmark.default_settings("gpu")
+  cpu, gpu = settings.default_settings("cpu"), settings.default_settings("gpu")
   assert cpu.matmul_n == 2048 and gpu.matmul_n == 8192
   assert gpu.grand_n_resnet > cpu.grand_n_resnet
   assert gpu.grand_chunk_resnet > cpu.grand_chunk_resnet
@@ -69,7 +70,7 @@ def test_default_settings_scale_with_backend():
 
 
 def test_to_json_makes_plain_values():
-  out = benchmark.to_json({"a": np.float32(1.5), "b": (1, np.int64(2)), "c": float("nan"),
+  out = suite.to_json({"a": np.float32(1.5), "b": (1, np.int64(2)), "c": float("nan"),
                            "d": jnp.arange(2), "e": [float("inf")]})
   assert out == {"a": 1.5, "b": [1, 2], "c": None, "d": [0, 1], "e": [None]}
   json.dumps(out, allow_nan=False)
@@ -77,11 +78,11 @@ def test_to_json_makes_plain_values():
 
 def test_synthetic_fallback_when_mnist_is_absent(tmp_path, monkeypatch):
   monkeypatch.delenv("JAL_DATA_DIR", raising=False)
-  monkeypatch.setattr(benchmark, "_SHARED_DATA", tmp_path / "absent")
-  data, info = benchmark.load_images({"dataset": "mnist", "val_size": 0},
-                                     data_dir=str(tmp_path))
+  monkeypatch.setattr(data, "_SHARED_DATA", tmp_path / "absent")
+  images, info = data.load_images(configs.get("deepal_mnist_resnet"), data_dir=str(tmp_path))
   assert info["source"] == "synthetic" and "note" in info
-  assert data.x_train.shape == (60000, 28, 28, 1) and data.x_test.shape == (10000, 28, 28, 1)
+  assert images.x_train.shape == (60000, 28, 28, 1)
+  assert images.x_test.shape == (10000, 28, 28, 1)
   assert info["pool_size"] == 60000
 
 
@@ -89,7 +90,7 @@ def test_synthetic_fallback_when_mnist_is_absent(tmp_path, monkeypatch):
 
 
 def test_machine_and_miniature_scores_sections():
-  result = benchmark.run_benchmark(("machine", "scores"), _tiny_settings())
+  result = suite.run_benchmark(("machine", "scores"), _tiny_settings())
   text = json.dumps(result, allow_nan=False)  # Valid, strict JSON.
   result = json.loads(text)
   assert set(result) == {"meta", "machine", "scores"}
@@ -122,7 +123,7 @@ def test_machine_and_miniature_scores_sections():
 def test_failed_measurement_is_reported_not_raised():
   bad = dict(name="bad", model="lenet", input_shape=(28, 28, 1), kwargs={"no_such_option": 1},
              el2n_n=8, el2n_chunk=8, grand_n=0, grand_chunk=1)
-  out = benchmark.scores_section([bad, dict(bad, name="skipped", el2n_n=0)])
+  out = scores.scores_section([bad, dict(bad, name="skipped", el2n_n=0)])
   assert out["bad"]["error"].startswith("TypeError")
   assert "skipped" not in out
 
@@ -132,9 +133,9 @@ def test_failed_measurement_is_reported_not_raised():
 
 @pytest.mark.slow
 def test_deepal_protocol_one_round_tiny_pool():
-  data = benchmark.synthetic_dataset(260, 64, (28, 28, 1), 10, seed=0, name="tiny")
-  out = benchmark.deepal_protocol_section(data, rounds=1, epochs=1)
-  json.dumps(benchmark.to_json(out), allow_nan=False)
+  tiny = data.synthetic_dataset(260, 64, (28, 28, 1), 10, seed=0, name="tiny")
+  out = protocol.deepal_protocol_section(tiny, rounds=1, epochs=1)
+  json.dumps(suite.to_json(out), allow_nan=False)
   assert out["model"] == "resnet18" and out["config"]["model_kwargs"] == {"stem": "imagenet"}
   assert out["config"]["rounds"] == 1 and out["config"]["epochs"] == 1
   assert out["config"]["val_size"] == 0 and out["data"]["pool_size"] == 260
@@ -150,21 +151,45 @@ def test_deepal_protocol_one_round_tiny_pool():
 
 @pytest.mark.slow
 def test_fit_al_round_fit_many_miniature():
-  fit = benchmark.fit_section([dict(name="lenet", model="lenet", input_shape=(28, 28, 1),
-                                    n=70, batch_size=32, epochs=1)])
-  assert _positive_finite(fit["lenet"]["seconds_per_epoch"])
-  assert fit["lenet"]["steps_per_epoch"] == 3
+  res = fit.fit_section([dict(name="lenet", model="lenet", input_shape=(28, 28, 1),
+                              n=70, batch_size=32, epochs=1)])
+  assert _positive_finite(res["lenet"]["seconds_per_epoch"])
+  assert res["lenet"]["steps_per_epoch"] == 3
 
-  data = benchmark.synthetic_dataset(400, 50, (28, 28, 1), 10, seed=1, name="tiny")
-  al = benchmark.al_round_section(data, init_size=20, budget=10)
+  tiny = data.synthetic_dataset(400, 50, (28, 28, 1), 10, seed=1, name="tiny")
+  al = protocol.al_round_section(tiny, init_size=20, budget=10)
   assert al["n_labeled"] == 20 and al["round"] == 0
   for k in ("train_seconds", "score_seconds", "select_seconds", "round_seconds"):
     assert _positive_finite(al[k]), k
 
-  fm = benchmark.fit_many_section((1, 2), subset=30, epochs=2, batch_size=16, pool_size=100,
+  fm = fit.fit_many_section((1, 2), subset=30, epochs=2, batch_size=16, pool_size=100,
                                   seq_k=2)
   assert [r["k"] for r in fm["fit_many"]] == [1, 2]
   for r in fm["fit_many"]:
     assert _positive_finite(r["models_per_second"])
     assert _positive_finite(r["speedup_vs_sequential"])
   assert _positive_finite(fm["sequential"]["models_per_second"])
+
+
+def test_settings_from_config_fill_backend_defaults():
+  sizes = configs.get("bench").sizes
+  assert settings.settings_from_config(sizes, "cpu") == settings.default_settings("cpu")
+  sizes.matmul_n = 64
+  sizes.fit_many_ks = (1, 2)
+  got = settings.settings_from_config(sizes, "gpu")
+  assert got.matmul_n == 64 and got.fit_many_ks == (1, 2)
+  assert got.grand_n_resnet == settings.default_settings("gpu").grand_n_resnet
+  smoke = settings.settings_from_config(configs.get("bench_smoke").sizes, "cpu")
+  assert smoke == _tiny_settings()
+
+
+def test_time_once_blocks_and_times():
+  assert timing.seconds(lambda: jnp.ones(3) * 2) > 0
+
+
+def test_every_bench_module_is_small():
+  import pathlib
+
+  import experiments.bench
+  for f in pathlib.Path(experiments.bench.__file__).parent.glob("*.py"):
+    assert len(f.read_text().splitlines()) < 400, f

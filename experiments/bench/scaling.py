@@ -1,6 +1,7 @@
 r"""Scaling benchmark: device scaling (1/2/4/8 devices) and pool-size scaling (10k/100k/1M).
 
-  python -m experiments.scaling --out=/tmp/jal_scaling.json
+  python -m experiments.bench.scaling --out=/tmp/jal_scaling.json
+  python -m experiments.bench.scaling --config.part=pool --config.methods="('margin',)"
 
 * ``devices``: in one fresh process per device count (fake CPU devices via
   ``jax_num_cpu_devices``; they share the host's cores, so no speed-up is expected on CPU),
@@ -13,6 +14,9 @@ r"""Scaling benchmark: device scaling (1/2/4/8 devices) and pool-size scaling (1
   ``VmRSS`` before it) of Margin's top-k, CoreSet's greedy k-center,
   BADGE's factored k-means++ and BRAL-T's selection step (``jal.bralt.select.select_batch``
   with a fresh reward net), plus the log-log slope of time and of memory against ``n``.
+
+``--config`` is a config of the ``"scaling"`` family (default ``scaling``); times go through
+``experiments.bench.timing``.
 """
 
 import json
@@ -23,18 +27,13 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from experiments import runtime
+from experiments.bench import timing
+
+_CONFIG = runtime.define_config("bench.scaling", default="scaling")
 _OUT = flags.DEFINE_string("out", "/tmp/jal_scaling.json", "Where the JSON report goes.")
-_PART = flags.DEFINE_enum("part", "all", ["all", "devices", "pool"], "What to measure.")
-_DEVICES = flags.DEFINE_list("devices", ["1", "2", "4", "8"], "Device counts.")
-_SIZES = flags.DEFINE_list("pool_sizes", ["10000", "100000", "1000000"], "Pool sizes.")
-_METHODS = flags.DEFINE_list("methods", ["margin", "coreset", "badge", "bralt"], "Methods.")
-_BUDGET = flags.DEFINE_integer("budget", 100, "Points selected per round.")
-_N_LAB = flags.DEFINE_integer("n_labeled", 1000, "Labeled rows of the synthetic pool.")
-_DIM = flags.DEFINE_integer("dim", 32, "Embedding width D.")
-_CHUNK = flags.DEFINE_integer("chunk_size", 64, "CoreSet chunk of labeled rows.")
-_TIMEOUT = flags.DEFINE_integer("timeout", 120, "Seconds per worker process.")
 
 K = 10  # classes of the synthetic logits
 
@@ -63,14 +62,8 @@ def _reset_peak_rss() -> bool:
 
 
 def _timed(fn, reps=3):
-  import jax
-  jax.block_until_ready(fn())  # compile + warm up
-  best = np.inf
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    best = min(best, time.perf_counter() - t0)
-  return best
+  """Best of ``reps`` compile-free calls (after a first, compiling one)."""
+  return timing.time_call(fn, repeats=reps)["seconds"]
 
 
 def device_worker(d: int) -> dict:
@@ -106,8 +99,6 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
 
   import jal
   from jal import cluster
-  from jal.strategies.diversity import _badge_pick
-  from jal.strategies.uncertainty import _top_prob_score
   rng = np.random.default_rng(0)
   # Drawn on the device in float32, so the RSS high-water mark after this line is the inputs.
   emb = jax.random.normal(jax.random.key(10), (n, dim))
@@ -118,12 +109,22 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
   jax.block_until_ready((emb, logits, labeled))
   rss_inputs = _rss_mib()
   inputs_mib = (emb.nbytes + logits.nbytes + labeled.nbytes) / 2**20
+  # What the margin and BADGE strategies' picks compute, from public pieces.
+  margin_pick = jax.jit(lambda lg, lab: jal.strategies.top_k_unlabeled(
+      jal.scores.margin_score(jax.nn.softmax(lg, -1)), lab, budget))
+
+  def badge_factor(lg):
+    p = jax.nn.softmax(lg, -1)
+    return p - jax.nn.one_hot(jnp.argmax(p, -1), p.shape[-1], dtype=p.dtype)
+
+  badge_pick = jax.jit(lambda k, lg, e, lab: cluster.kmeans_plusplus_factored(
+      k, badge_factor(lg), e, budget, ~lab))
   if method == "margin":
-    fn = lambda: _top_prob_score(jal.scores.margin_score, logits, budget, labeled)
+    fn = lambda: margin_pick(logits, labeled)
   elif method == "coreset":
     fn = lambda: cluster.kcenter_greedy(emb, budget, labeled, chunk_size=chunk)
   elif method == "badge":
-    fn = lambda: _badge_pick(jax.random.key(0), logits, emb, labeled, budget)
+    fn = lambda: badge_pick(jax.random.key(0), logits, emb, labeled)
   elif method == "bralt":
     from jal.bralt import env as env_lib
     from jal.bralt import reward_net as rn
@@ -142,9 +143,7 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
   # The selection's own working set: peak RSS during one compiled call over the RSS before.
   base = _status_mib("VmRSS")
   reset = _reset_peak_rss()
-  t0 = time.perf_counter()
-  jax.block_until_ready(fn())
-  seconds = time.perf_counter() - t0
+  seconds = timing.seconds(fn)
   return {"method": method, "n": n, "seconds": seconds, "peak_rss_mib": _rss_mib(),
           "rss_after_inputs_mib": rss_inputs, "inputs_mib": inputs_mib,
           "select_extra_mib": _status_mib("VmHWM") - base if reset else None,
@@ -156,7 +155,7 @@ def _spawn(args, timeout):
   env.pop("XLA_FLAGS", None)
   t0 = time.perf_counter()
   try:
-    proc = subprocess.run([sys.executable, "-m", "experiments.scaling", "--worker", *args],
+    proc = subprocess.run([sys.executable, "-m", "experiments.bench.scaling", "--worker", *args],
                           capture_output=True, text=True, env=env, timeout=timeout)
   except subprocess.TimeoutExpired:
     return {"error": f"timeout after {timeout}s", "args": args}
@@ -174,18 +173,21 @@ def slope(xs, ys) -> float:
 
 
 def _main():
+  c = _CONFIG.value
+  if c.part not in ("all", "devices", "pool"):
+    raise ValueError(f"config.part must be all, devices or pool, got {c.part!r}")
   report = {"devices": [], "pool": [], "exponents": {}}
-  if _PART.value in ("all", "devices"):
-    for d in _DEVICES.value:
-      r = _spawn(["devices", d], _TIMEOUT.value)
+  if c.part in ("all", "devices"):
+    for d in c.devices:
+      r = _spawn(["devices", str(d)], c.timeout)
       report["devices"].append(r)
       print(json.dumps(r), flush=True)
-  if _PART.value in ("all", "pool"):
-    for m in _METHODS.value:
+  if c.part in ("all", "pool"):
+    for m in c.methods:
       rows = []
-      for n in _SIZES.value:
-        r = _spawn(["pool", m, n, str(_BUDGET.value), str(_N_LAB.value), str(_DIM.value),
-                    str(_CHUNK.value)], _TIMEOUT.value)
+      for n in c.pool_sizes:
+        r = _spawn(["pool", m, str(n), str(c.budget), str(c.n_labeled), str(c.dim),
+                    str(c.chunk_size)], c.timeout)
         rows.append(r)
         print(json.dumps(r), flush=True)
       report["pool"] += rows
@@ -216,4 +218,4 @@ if __name__ == "__main__":
   if len(sys.argv) > 1 and sys.argv[1] == "--worker":
     _worker(sys.argv[2:])
   else:
-    app.run(lambda argv: _main())
+    runtime.run(_main, "bench.scaling", _CONFIG)

@@ -1,0 +1,5 @@
+"""``python -m experiments.bench``: the accelerator benchmark (``experiments/bench/main.py``)."""
+
+from experiments.bench import main
+
+main.run()

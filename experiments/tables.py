@@ -1,0 +1,116 @@
+"""Aggregates and tables of the sweep binaries (``compare``, ``rambo_tables``); no flags here."""
+
+import json
+import pathlib
+
+import numpy as np
+
+from jal import metrics
+
+__all__ = ["ablation_name", "aggregate", "finished", "load_finished", "markdown",
+           "markdown_table", "summarize"]
+
+
+# ----------------------------------------------------------------------------- AL curves
+
+
+def finished(history: dict) -> bool:
+  """Whether a ``history.json`` dict is of a finished run (``jal.run_loop`` marks it
+  ``"finished"``; workdirs of older versions carry ``"wall_seconds"`` instead)."""
+  if "finished" in history:
+    return bool(history["finished"])
+  return "wall_seconds" in history
+
+
+def load_finished(workdir: str, strategies: list[str], seeds: list[int]) -> dict:
+  """``{strategy: [history dict per finished seed]}`` of ``workdir/<strategy>/seed<k>``
+  (unfinished or missing runs are skipped)."""
+  root = pathlib.Path(workdir)
+  results = {}
+  for name in strategies:
+    for seed in seeds:
+      path = root / name / f"seed{seed}" / "history.json"
+      if path.exists():
+        h = json.loads(path.read_text())
+        if finished(h):
+          results.setdefault(name, []).append(h)
+  return results
+
+
+def aggregate(results: dict[str, list[dict]]) -> dict:
+  """Summarises ``{strategy: [history dict per seed]}`` into per-strategy statistics."""
+  out = {}
+  for name, runs in results.items():
+    acc = np.asarray([[r["test_accuracy"] for r in h["rounds"]] for h in runs])  # [T, R]
+    # Training happens every round; scoring/selection only in rounds that query.
+    secs = {k: float(np.mean([r[f"{k}_seconds"] for h in runs for r in h["rounds"]
+                              if k == "train" or r.get("queried")]))
+            for k in ("train", "score", "select")}
+    # Strategies that report phases of their pick (BRAL-T: RL and selection).
+    for k in ("rl", "selection"):
+      v = [r["pick_info"][f"{k}_seconds"] for h in runs for r in h["rounds"]
+           if f"{k}_seconds" in r.get("pick_info", {})]
+      if v:
+        secs[k] = float(np.mean(v))
+    aubcs = [h["aubc"] for h in runs]
+    faccs = [h["f_acc"] for h in runs]
+    out[name] = {
+        "n_labeled": [r["n_labeled"] for r in runs[0]["rounds"]],
+        "acc_mean": acc.mean(0).tolist(), "acc_std": acc.std(0).tolist(),
+        "aubc": metrics.mean_ci(aubcs) if len(aubcs) > 1 else (aubcs[0], float("nan")),
+        "f_acc": metrics.mean_ci(faccs) if len(faccs) > 1 else (faccs[0], float("nan")),
+        "seconds_per_round": secs, "trials": len(runs), "acc": acc.tolist(),
+    }
+  return out
+
+
+def markdown_table(summary: dict) -> str:
+  """Accuracy per round (mean ± std over seeds), AUBC/F-acc (mean ± 95% CI), seconds/round."""
+  names = list(summary)
+  counts = summary[names[0]]["n_labeled"]
+  head = "| strategy | " + " | ".join(str(c) for c in counts) + " | AUBC | F-acc | train s | " \
+         "score s | select s | RL s | selection s | trials |"
+  lines = [head, "|" + "---|" * (len(counts) + 9)]
+  for n in names:
+    s = summary[n]
+    accs = " | ".join(f"{m:.4f}±{d:.4f}" for m, d in zip(s["acc_mean"], s["acc_std"]))
+    sec = s["seconds_per_round"]
+    lines.append(f"| {n} | {accs} | {s['aubc'][0]:.4f}±{s['aubc'][1]:.4f} | "
+                 f"{s['f_acc'][0]:.4f}±{s['f_acc'][1]:.4f} | {sec['train']:.2f} | "
+                 f"{sec['score']:.2f} | {sec['select']:.2f} | "
+                 + " | ".join(f"{sec[k]:.2f}" if k in sec else "–" for k in ("rl", "selection"))
+                 + f" | {s['trials']} |")
+  return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- one round
+
+
+def ablation_name(b: bool, o: bool, r: bool) -> str:
+  """The row name of a RAMBO ablation (bilevel, OT, RankNet switches)."""
+  mark = lambda v: "✓" if v else "×"
+  return f"rambo[bilevel {mark(b)} OT {mark(o)} RankNet {mark(r)}]"
+
+
+def summarize(results: list[dict]) -> dict:
+  """``{name: {n, val_mean, val_se, test_mean, test_se}}`` over the runs of each name."""
+  out = {}
+  for name in dict.fromkeys(r["name"] for r in results):
+    rs = [r for r in results if r["name"] == name]
+    row = {"n": len(rs)}
+    for m in ("val", "test"):
+      a = np.array([r[f"{m}_accuracy"] for r in rs]) * 100
+      row[f"{m}_mean"] = float(a.mean())
+      row[f"{m}_se"] = float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")
+    row["seconds_mean"] = float(np.mean([r["seconds"] for r in rs]))
+    out[name] = row
+  return out
+
+
+def markdown(summary: dict) -> str:
+  """The one-round table: validation and test accuracy (mean ± standard error), s/run."""
+  lines = ["| strategy | trials | val acc (%) | test acc (%) | s/run |", "|---|---|---|---|---|"]
+  for name, r in summary.items():
+    lines.append(f"| {name} | {r['n']} | {r['val_mean']:.2f} ± {r['val_se']:.2f} | "
+                 f"{r['test_mean']:.2f} ± {r['test_se']:.2f} | {r['seconds_mean']:.0f} |")
+  return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""Aggregates and tables of compare / rambo_tables (experiments/tables.py)."""
+
+import json
+
+import pytest
+
+from experiments import tables
+
+
+def _hist(accs):
+  rounds = [{"n_labeled": 10 * (i + 1), "test_accuracy": a, "train_seconds": 1.0,
+             "score_seconds": 0.5, "select_seconds": 0.25, "queried": [i]}
+            for i, a in enumerate(accs)]
+  rounds[-1].update(score_seconds=0.0, select_seconds=0.0, queried=[])
+  return {"rounds": rounds, "aubc": (accs[0] + accs[1]) / 2, "f_acc": accs[-1]}
+
+
+def test_compare_aggregates_and_tabulates():
+  summary = tables.aggregate({"a": [_hist([0.5, 0.7]), _hist([0.7, 0.9])]})
+  s = summary["a"]
+  assert s["acc_mean"] == pytest.approx([0.6, 0.8])
+  assert s["acc_std"] == pytest.approx([0.1, 0.1])
+  assert s["aubc"][0] == pytest.approx(0.7)
+  # 95% CI half-width of [0.6, 0.8]: t_{0.975,1} * std(ddof=1) / sqrt(2) = 12.7062 * 0.1
+  assert s["aubc"][1] == pytest.approx(12.7062047 * 0.1, rel=1e-5)
+  assert s["seconds_per_round"] == {"train": 1.0, "score": 0.5, "select": 0.25}
+  table = tables.markdown_table(summary)
+  assert "| a | 0.6000±0.1000 | 0.8000±0.1000 |" in table
+
+
+def test_finished_runs_by_the_loop_flag_or_old_wall_seconds(tmp_path):
+  assert tables.finished({"finished": True}) and not tables.finished({"finished": False})
+  assert tables.finished({"wall_seconds": 3.0})  # workdirs written before the loop marked it
+  assert not tables.finished({"rounds": []})
+  for name, seed, extra in (("a", 0, {"finished": True}), ("a", 1, {}),
+                            ("b", 0, {"wall_seconds": 1.0})):
+    d = tmp_path / name / f"seed{seed}"
+    d.mkdir(parents=True)
+    (d / "history.json").write_text(json.dumps({**_hist([0.5, 0.6]), **extra}))
+  got = tables.load_finished(str(tmp_path), ["a", "b", "c"], [0, 1])
+  assert {k: len(v) for k, v in got.items()} == {"a": 1, "b": 1}
+
+
+def test_one_round_summary():
+  runs = [{"name": "rambo", "val_accuracy": v, "test_accuracy": t, "seconds": 2.0}
+          for v, t in ((0.8, 0.9), (0.9, 0.7))]
+  s = tables.summarize(runs + [{"name": "random", "val_accuracy": 0.5, "test_accuracy": 0.5,
+                                "seconds": 1.0}])
+  assert s["rambo"]["n"] == 2 and s["rambo"]["val_mean"] == pytest.approx(85.0)
+  assert s["rambo"]["test_se"] == pytest.approx(10.0)
+  assert "| random | 1 |" in tables.markdown(s)
+  assert tables.ablation_name(True, False, True) == "rambo[bilevel ✓ OT × RankNet ✓]"
