@@ -106,8 +106,6 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
 
   import jal
   from jal import cluster
-  from jal.strategies.diversity import _badge_pick
-  from jal.strategies.uncertainty import _top_prob_score
   rng = np.random.default_rng(0)
   # Drawn on the device in float32, so the RSS high-water mark after this line is the inputs.
   emb = jax.random.normal(jax.random.key(10), (n, dim))
@@ -118,12 +116,14 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
   jax.block_until_ready((emb, logits, labeled))
   rss_inputs = _rss_mib()
   inputs_mib = (emb.nbytes + logits.nbytes + labeled.nbytes) / 2**20
+  # The strategies' public picks on one device (a Context carrying only the labeled mask).
+  ctx = jal.Context(None, None, None, None, labeled, K, chunk, None)
   if method == "margin":
-    fn = lambda: _top_prob_score(jal.scores.margin_score, logits, budget, labeled)
+    fn = lambda: jal.get_strategy("margin").pick(jax.random.key(0), ctx, logits, budget)
   elif method == "coreset":
     fn = lambda: cluster.kcenter_greedy(emb, budget, labeled, chunk_size=chunk)
   elif method == "badge":
-    fn = lambda: _badge_pick(jax.random.key(0), logits, emb, labeled, budget)
+    fn = lambda: jal.get_strategy("badge").pick(jax.random.key(0), ctx, (logits, emb), budget)
   elif method == "bralt":
     from jal.bralt import env as env_lib
     from jal.bralt import reward_net as rn

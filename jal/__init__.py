@@ -12,8 +12,7 @@ Example:
   2
 """
 
-from jal import cluster, data, metrics, models, scores, sharded_select, sharding, strategies  # isort: skip
-from jal import grouped_kmeans  # isort: skip
+from jal import cluster, data, metrics, models, scores, sharding, strategies  # isort: skip
 from jal import bralt, rambo  # after strategies: jal.strategies registers BRAL-T's  # isort: skip
 from jal.loop import History, LoopConfig, initial_mask, label, run_loop
 from jal.models import Net, Variables, make_net
@@ -24,9 +23,8 @@ from jal.train import FitResult, TrainConfig, accuracy, fit, fit_many, predict
 __version__ = "0.1.0"
 
 __all__ = [
-    "bralt", "cluster", "data", "grouped_kmeans", "metrics", "models", "rambo", "scores",
-    "sharded_select",
-    "sharding", "strategies",
+    "bralt", "cluster", "data", "metrics", "models", "rambo", "scores", "sharding",
+    "strategies",
     "make_mesh",
     "History", "LoopConfig", "initial_mask", "label", "run_loop",
     "Net", "Variables", "make_net",

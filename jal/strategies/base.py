@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from jal.cluster import top_k_unlabeled  # re-exported: jal.strategies.top_k_unlabeled
 from jal.models.net import Net, Variables
 
 __all__ = ["Context", "Strategy", "select", "pick", "pick_with_info", "check_budget",
@@ -31,7 +31,7 @@ class Context(NamedTuple):
     num_classes: ``K``.
     chunk_size: rows per chunk for pool-wide inference.
     mesh: optional ``jal.sharding`` mesh: pool-wide inference and the built-in strategies'
-      picks then run split along its ``data`` axis (``jal.sharded_select``); ``None`` runs
+      picks then run split along its ``data`` axis (``mesh=`` of ``jal.cluster``); ``None`` runs
       on one device.
   """
   net: Net
@@ -70,12 +70,6 @@ def check_budget(labeled: Any, budget: int) -> int:
   if budget > n_unlabeled:
     raise ValueError(f"budget {budget} exceeds the {n_unlabeled} unlabeled points of the pool")
   return int(budget)
-
-
-def top_k_unlabeled(scores: jax.Array, labeled: jax.Array, budget: int) -> jax.Array:
-  """Indices ``[budget]`` of the highest ``scores`` among unlabeled rows (ties: lower index)."""
-  masked = jnp.where(labeled, -jnp.inf, scores.astype(jnp.float32))
-  return jax.lax.top_k(masked, budget)[1]
 
 
 def finalize_indices(key: jax.Array, indices: Any, labeled: Any, budget: int) -> np.ndarray:
