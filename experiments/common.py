@@ -13,7 +13,7 @@ from absl import flags
 
 import jal
 from experiments import configs
-from jal import sharding
+from jal import parallel
 
 __all__ = ["main_guard", "load_data", "build", "train_config", "loop_config", "FLAG_KEYS", "run",
            "resolve_config", "run_key", "mesh_from_flags", "enable_compilation_cache",
@@ -60,7 +60,7 @@ def mesh_from_flags():
   n = _NUM_DEVICES.value
   if n is None:
     return None
-  return sharding.make_mesh(None if n < 0 else n)
+  return parallel.make_mesh(None if n < 0 else n)
 
 # Config keys a binary may override from the command line.
 FLAG_KEYS = ("dataset", "model", "strategy", "seed", "init_size", "budget", "rounds",
@@ -122,7 +122,10 @@ def strategy_kwargs(config: dict) -> dict:
                      f"{sorted(jal.STRATEGIES)}")
   params = inspect.signature(jal.STRATEGIES[config["strategy"]]).parameters
   if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
-    return kwargs
+    params = inspect.signature(jal.bralt.bral_t_strategy).parameters  # BRAL-T's ablations
+  if "env" in params:  # BRAL-T's environment settings go in one EnvConfig
+    env = {k: kwargs.pop(k) for k in list(kwargs) if k in jal.bralt.env.EnvConfig._fields}
+    kwargs["env"] = {**dict(kwargs.get("env") or {}), **env}
   return {k: v for k, v in kwargs.items() if k in params}
 
 
@@ -165,13 +168,13 @@ def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool =
   JAX only process 0 prints and writes ``workdir``.
   """
   t0 = time.perf_counter()
-  verbose = verbose and sharding.is_main_process()
+  verbose = verbose and parallel.is_main_process()
   data = load_data(config, data_dir)
   net, strategy = build(config, data)
-  if sharding.is_multiprocess_mesh(mesh):
+  if parallel.is_multiprocess_mesh(mesh):
     # Each process keeps only its rows of the pool images (the file itself was read and
     # standardised whole); labels [n] and the test set stay whole on every host.
-    data = data._replace(x_train=sharding.process_pool((data.x_train,), mesh)[0])
+    data = data._replace(x_train=parallel.process_pool((data.x_train,), mesh)[0])
   if verbose:
     print(f"{data.name}: pool {data.y_train.shape[0]}, test {data.x_test.shape[0]}, "
           f"{data.num_classes} classes; model {net.name}; strategy {strategy.name}", flush=True)
@@ -184,7 +187,7 @@ def run(config: dict, workdir: str, data_dir: str | None = None, verbose: bool =
   summary = history.summary()
   summary["wall_seconds"] = time.perf_counter() - t0
   path = pathlib.Path(workdir) / "history.json"
-  if sharding.is_main_process():
+  if parallel.is_main_process():
     path.write_text(json.dumps(summary, indent=1))
   if verbose:
     print(f"AUBC {summary['aubc']:.4f}  F-acc {summary['f_acc']:.4f}  "
@@ -197,7 +200,7 @@ def main_guard(body: Callable[[], object]) -> Callable[[list[str]], None]:
   def main(argv):
     del argv
     # Before any JAX computation: multi-host needs the coordinator first.
-    sharding.maybe_initialize_distributed(_DISTRIBUTED.value)
+    parallel.maybe_initialize_distributed(_DISTRIBUTED.value)
     compilation_cache_from_flags()
     try:
       body()

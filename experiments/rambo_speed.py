@@ -22,7 +22,7 @@ from absl import app, flags
 import jal
 from experiments import common
 from jal.rambo import BilevelConfig, PairData, make_set_net, train_bilevel, train_plain
-from jal.rambo.fast_fit import fit_subsets
+from jal.train import fit_subsets
 
 _POOL = flags.DEFINE_integer("pool", 200, "|S0|: images ψ runs over per step.", lower_bound=2)
 _PAIRS = flags.DEFINE_integer("pairs", 800, "Utility pairs in D.", lower_bound=1)

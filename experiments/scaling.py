@@ -80,16 +80,16 @@ def device_worker(d: int) -> dict:
   import jax.numpy as jnp
 
   import jal
-  from jal import sharding
-  mesh = sharding.make_mesh(d)
+  from jal import parallel
+  mesh = parallel.make_mesh(d)
   n, n_lab = 16384, 2048
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(n, 8, 8, 1)).astype(np.float32))
   y = jnp.asarray(rng.integers(0, K, n).astype(np.int32))
   mask = jnp.asarray(np.arange(n) < n_lab)
   net = jal.make_net("mlp", (8, 8, 1), K, hidden=(128, 128))
-  v = sharding.replicate(net.init(jax.random.key(0)), mesh)
-  xs = sharding.shard_rows(x, mesh)
+  v = parallel.replicate(net.init(jax.random.key(0)), mesh)
+  xs = parallel.shard_rows(x, mesh)
   score_s = _timed(lambda: jal.predict(net, v, xs, 512, mesh=mesh))
   cfg = jal.TrainConfig(epochs=2, batch_size=128)
   fit = lambda: jal.fit(jax.random.key(1), net, cfg, x, y, mask, mesh=mesh).variables
@@ -129,7 +129,8 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
     from jal.bralt import reward_net as rn
     from jal.bralt import select as sel
     # The reduced Fashion-MNIST protocol's settings (bralt_fmnist_reduced).
-    cfg = env_lib.EnvConfig(max_points=256, rel_epsilon=1e-2, ot_momentum=1.5)
+    cfg = env_lib.EnvConfig(n_label_clusters=10, n_state_clusters=10, max_points=256,
+                            rel_epsilon=1e-2, ot_momentum=1.5)
     caps = env_lib.Caps(env_lib.cloud_cap(cfg, n_lab, cfg.n_label_clusters),
                         env_lib.cloud_cap(cfg, n - n_lab, cfg.n_state_clusters), 1, 1, 1)
     model = rn.init_reward_model(jax.random.key(1), 4 * dim, 2 * dim)

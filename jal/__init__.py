@@ -12,22 +12,36 @@ Example:
   2
 """
 
-from jal import cluster, data, metrics, models, scores, sharding, strategies  # isort: skip
-from jal import bralt, rambo  # after strategies: jal.strategies registers BRAL-T's  # isort: skip
+from jal import (
+  bralt,
+  cluster,
+  data,
+  loop,
+  metrics,
+  models,
+  parallel,
+  rambo,
+  scores,
+  strategies,
+  train,
+)
 from jal.loop import History, LoopConfig, initial_mask, label, run_loop
 from jal.models import Net, Variables, make_net
-from jal.sharding import make_mesh
-from jal.strategies import STRATEGIES, Context, Strategy, get_strategy, select
-from jal.train import FitResult, TrainConfig, accuracy, fit, fit_many, predict
+from jal.parallel import make_mesh
+from jal.strategies import STRATEGIES, Context, Strategy, get_strategy, select, select_timed
+from jal.train import FitResult, TrainConfig, accuracy, fit, fit_many, fit_subsets, predict
+
+# The pre-0.2 name of ``jal.parallel`` (one release): ``from jal import sharding`` still works.
+sharding = parallel
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "bralt", "cluster", "data", "metrics", "models", "rambo", "scores", "sharding",
-    "strategies",
+    "bralt", "cluster", "data", "loop", "metrics", "models", "parallel", "rambo", "scores",
+    "strategies", "train",
     "make_mesh",
     "History", "LoopConfig", "initial_mask", "label", "run_loop",
     "Net", "Variables", "make_net",
-    "STRATEGIES", "Context", "Strategy", "get_strategy", "select",
-    "FitResult", "TrainConfig", "accuracy", "fit", "fit_many", "predict",
+    "STRATEGIES", "Context", "Strategy", "get_strategy", "select", "select_timed",
+    "FitResult", "TrainConfig", "accuracy", "fit", "fit_many", "fit_subsets", "predict",
 ]

@@ -1,12 +1,16 @@
 """The active-learning loop: train → evaluate → score → select → label, with checkpoints.
 
 Every round's randomness is derived from one seed by ``fold_in(round)``, and each completed
-round is checkpointed (labeled mask, history, PRNG key data) into ``workdir``; a run that is
-killed resumes at the first unfinished round and ends with the same result as an
-uninterrupted one.
+round is checkpointed (labeled mask, history, the strategy's state, PRNG key data) into
+``workdir`` as one atomic file; a run that is killed resumes at the first unfinished round
+and ends with the same result as an uninterrupted one. The loop is the only writer of
+``history.json`` (atomically, after the checkpoint; ``"finished": true`` and the run's
+``"wall_seconds"`` once the last round is done).
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import io
 import json
 import os
@@ -19,14 +23,20 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
 
-from jal import metrics, sharding
+from jal import metrics, parallel
 from jal.data.dataset import Dataset
 from jal.models.net import Net
-from jal.strategies import Context, Strategy, check_budget, pick_with_info
+from jal.strategies import Context, Strategy, select_timed
 from jal.train import TrainConfig, accuracy, fit
 
-__all__ = ["LoopConfig", "History", "initial_mask", "label", "run_loop"]
+__all__ = ["LoopConfig", "History", "initial_mask", "label", "run_loop", "workdir_lock",
+           "STATE_STREAM"]
+
+# fold_in constant of a strategy's ``state`` key, derived from the round's selection key so
+# that strategies without state see exactly the keys they always did.
+STATE_STREAM = 0x57A7E
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,12 +69,17 @@ class History:
 
   Attributes:
     config: the run's settings (JSON-able).
-    rounds: one dict per trained model with ``round``, ``n_labeled``, ``test_accuracy``,
-      ``class_counts``, ``train_seconds``, ``score_seconds``, ``select_seconds``,
-      ``epochs`` and ``queried`` (indices selected after this round's training).
+    rounds: one dict per trained model with ``round``, ``n_labeled``, ``test_accuracy``
+      (and ``val_accuracy`` when the dataset has a validation split), ``class_counts``,
+      ``train_seconds``, ``score_seconds``, ``select_seconds``, ``epochs`` and ``queried``
+      (indices selected after this round's training).
+    finished: whether every round of the protocol is done.
+    wall_seconds: wall time of the run, summed over resumed invocations.
   """
   config: dict
   rounds: list = dataclasses.field(default_factory=list)
+  finished: bool = False
+  wall_seconds: float = 0.0
 
   @property
   def accuracies(self) -> list[float]:
@@ -72,7 +87,8 @@ class History:
 
   def summary(self) -> dict:
     """JSON-able dict with ``rounds``, ``aubc``, ``f_acc`` (when there are ≥ 2 rounds)."""
-    out = {"config": self.config, "rounds": self.rounds}
+    out = {"config": self.config, "rounds": self.rounds, "finished": self.finished,
+           "wall_seconds": self.wall_seconds}
     accs = self.accuracies
     if len(accs) >= 2:
       out["aubc"] = metrics.aubc(accs, self.config["budget"])
@@ -80,12 +96,20 @@ class History:
     return out
 
   def save(self, path: str | os.PathLike) -> None:
-    _atomic_write(pathlib.Path(path), json.dumps(self.summary(), indent=1).encode())
+    _atomic_write(pathlib.Path(path), self.to_json().encode())
+
+  def to_json(self) -> str:
+    return json.dumps(self.summary(), indent=1)
+
+  @classmethod
+  def from_json(cls, text: str) -> "History":
+    d = json.loads(text)
+    return cls(config=d["config"], rounds=d["rounds"], finished=bool(d.get("finished", False)),
+               wall_seconds=float(d.get("wall_seconds", 0.0)))
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> "History":
-    d = json.loads(pathlib.Path(path).read_text())
-    return cls(config=d["config"], rounds=d["rounds"])
+    return cls.from_json(pathlib.Path(path).read_text())
 
 
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:
@@ -128,19 +152,24 @@ def _checkpoint_paths(workdir):
   return w / "checkpoint.npz", w / "history.json"
 
 
-def _save_checkpoint(workdir, mask, next_round, key, history):
+def _save_checkpoint(workdir, mask, next_round, key, history, state):
+  """One atomic file holds everything a resume needs; ``history.json`` is written after it
+  (a kill between the two leaves a stale ``history.json`` that the resume rewrites)."""
   ckpt, hist = _checkpoint_paths(workdir)
-  history.save(hist)
   buf = io.BytesIO()
   np.savez(buf, mask=mask, next_round=np.int64(next_round),
            key_data=np.asarray(jax.random.key_data(key)),
-           fingerprint=np.bytes_(json.dumps(history.config, sort_keys=True).encode()))
+           fingerprint=np.bytes_(json.dumps(history.config, sort_keys=True).encode()),
+           history=np.bytes_(history.to_json().encode()),
+           state=np.frombuffer(serialization.msgpack_serialize(state) if state is not None
+                               else b"", np.uint8))
   _atomic_write(ckpt, buf.getvalue())
+  history.save(hist)
 
 
 def _try_resume(workdir, config: dict, key):
   ckpt, hist = _checkpoint_paths(workdir)
-  if not (ckpt.exists() and hist.exists()):
+  if not ckpt.exists():
     return None
   with np.load(ckpt) as z:
     fp = bytes(z["fingerprint"]).decode()
@@ -150,7 +179,47 @@ def _try_resume(workdir, config: dict, key):
                        f"{json.dumps(config, sort_keys=True)}")
     if not np.array_equal(z["key_data"], np.asarray(jax.random.key_data(key))):
       raise ValueError(f"{workdir}: checkpoint PRNG key differs from this run's seed")
-    return z["mask"].astype(bool), int(z["next_round"]), History.load(hist)
+    if "history" in z:
+      history = History.from_json(bytes(z["history"]).decode())
+    else:  # checkpoints written before the history moved into them
+      history = History.load(hist)
+    raw = z["state"].tobytes() if "state" in z else b""
+    state = serialization.msgpack_restore(raw) if raw else None
+    return z["mask"].astype(bool), int(z["next_round"]), history, state
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str | os.PathLike):
+  """Holds ``workdir/.lock`` for the duration: a second run on the same workdir is refused.
+
+  The lock is an ``flock`` on an open file, so the operating system releases it when the
+  process ends, however it ends: a killed run never leaves the workdir locked.
+
+  Raises:
+    ValueError: if another run holds the workdir, or it cannot be created / written.
+  """
+  path = pathlib.Path(workdir)
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    f = open(path / ".lock", "a+")  # held (and locked) for the whole run
+  except OSError as e:
+    raise ValueError(f"cannot use workdir {str(path)!r}: {e.strerror or e}; choose another "
+                     "--workdir") from e
+  try:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      owner = f.read().strip() or "unknown"
+      raise ValueError(f"workdir {str(path)!r} is in use by another run (pid {owner}); wait "
+                       "for it to finish or use another --workdir") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    yield
+  finally:
+    f.close()
 
 
 def _pool(data: Dataset, mesh) -> tuple[jax.Array, jax.Array]:
@@ -158,19 +227,19 @@ def _pool(data: Dataset, mesh) -> tuple[jax.Array, jax.Array]:
 
   Single process (with or without a mesh): ``data``'s train split as is. Under a mesh that
   spans several processes: global ``[n_pad, ...]`` arrays split along ``data`` in which each
-  process holds only its rows (``sharding.process_pool``); ``data.x_train`` may already be
+  process holds only its rows (``parallel.process_pool``); ``data.x_train`` may already be
   such a global array (``experiments.common.run`` builds it and drops the full images).
   ``data.y_train`` ``[n]`` stays whole on every host (class counts, label checks).
   """
-  if not sharding.is_multiprocess_mesh(mesh):
+  if not parallel.is_multiprocess_mesh(mesh):
     return jnp.asarray(data.x_train), jnp.asarray(data.y_train)
   n = data.y_train.shape[0]
   x = data.x_train
   if not (isinstance(x, jax.Array) and not x.is_fully_addressable):
-    (x,) = sharding.process_pool((x,), mesh)
-  if x.shape[0] != sharding.padded_size(n, mesh.shape[sharding.DATA]):
+    (x,) = parallel.process_pool((x,), mesh)
+  if x.shape[0] != parallel.padded_size(n, mesh.shape[parallel.DATA]):
     raise ValueError(f"global x_train has {x.shape[0]} rows for a pool of {n}")
-  (y,) = sharding.process_pool((np.asarray(data.y_train),), mesh)
+  (y,) = parallel.process_pool((np.asarray(data.y_train),), mesh)
   return x, y
 
 
@@ -197,7 +266,7 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
     verbose: print a per-round table and progress.
     extra_config: more JSON-able settings to record (and to check on resume).
     on_round: called as ``on_round(round, record)`` after each round.
-    mesh: optional ``jal.sharding`` mesh; training, scoring and selection then run split
+    mesh: optional ``jal.parallel`` mesh; training, scoring and selection then run split
       along its ``data`` axis. Under multi-host JAX only process 0 prints and writes
       ``workdir`` (every process still reads a checkpoint to resume), and when the mesh
       spans several processes the pool is assembled from each process's own rows (see
@@ -206,9 +275,18 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
   Returns:
     The ``History``.
   """
+  lock = workdir_lock(workdir) if workdir and parallel.is_main_process() else None
+  with lock or contextlib.nullcontext():
+    return _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, verbose,
+                       extra_config, on_round, mesh)
+
+
+def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, verbose,
+                extra_config, on_round, mesh) -> History:
+  t_start = time.perf_counter()
   x, y = _pool(data, mesh)
   n = data.y_train.shape[0]
-  main = sharding.is_main_process()
+  main = parallel.is_main_process()
   verbose = verbose and main
   loop_config.validate(n)
   config = {"dataset": data.name, "model": net.name, "strategy": strategy.name,
@@ -217,20 +295,25 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
   k_init, k_rounds = jax.random.split(key)
   resumed = _try_resume(workdir, config, key) if workdir else None
   if resumed:
-    mask, start, history = resumed
+    mask, start, history, state = resumed
     if verbose:
       print(f"resuming {workdir} at round {start} ({int(mask.sum())} labeled)", flush=True)
   else:
     mask, start, history = initial_mask(k_init, n, loop_config.init_size), 0, History(config)
+    state = None
+  wall_before = history.wall_seconds
   if verbose and start == 0:
     print(f"{'round':>5} {'labeled':>8} {'test_acc':>8} {'train_s':>8} {'score_s':>8} "
           f"{'select_s':>8}", flush=True)
   y_np = np.asarray(data.y_train)
+  has_val = data.x_val is not None and len(data.x_val) > 0
+  x_val, y_val = (jnp.asarray(data.x_val), jnp.asarray(data.y_val)) if has_val else (None, None)
+  fit_fn = strategy.fit or fit
   for r in range(start, loop_config.rounds + 1):
     k_fit, k_sel = jax.random.split(jax.random.fold_in(k_rounds, r))
     t0 = time.perf_counter()
-    res = fit(k_fit, net, train_config, x, y, jnp.asarray(_pad_mask(mask, x.shape[0])),
-              mesh=mesh)
+    res = fit_fn(k_fit, net, train_config, x, y, jnp.asarray(_pad_mask(mask, x.shape[0])),
+                 mesh=mesh)
     jax.block_until_ready(res.variables)
     t_train = time.perf_counter() - t0
     acc = accuracy(net, res.variables, data.x_test, data.y_test, loop_config.chunk_size)
@@ -238,28 +321,31 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
            "class_counts": np.bincount(y_np[mask], minlength=net.num_classes).tolist(),
            "epochs": int(res.epochs), "train_seconds": t_train,
            "score_seconds": 0.0, "select_seconds": 0.0, "queried": []}
+    if has_val:
+      rec["val_accuracy"] = accuracy(net, res.variables, x_val, y_val, loop_config.chunk_size)
     if r < loop_config.rounds:
       ctx = Context(net, res.variables, x, y, jnp.asarray(mask), net.num_classes,
-                    loop_config.chunk_size, mesh)
-      budget = check_budget(mask, loop_config.budget)
-      k_score, k_pick = jax.random.split(k_sel)  # the same split as strategies.select
-      t0 = time.perf_counter()
-      aux = jax.block_until_ready(strategy.score(k_score, ctx))
-      t1 = time.perf_counter()
-      idx, info = pick_with_info(strategy, k_pick, ctx, aux, budget)
-      rec["score_seconds"], rec["select_seconds"] = t1 - t0, time.perf_counter() - t1
+                    loop_config.chunk_size, mesh, x_val=x_val, y_val=y_val,
+                    train_config=train_config, fit_extra=res.extra)
+      if strategy.state is not None:
+        state = strategy.state(jax.random.fold_in(k_sel, STATE_STREAM), ctx, state)
+        ctx = ctx._replace(state=state)
+      idx, info, secs = select_timed(strategy, k_sel, ctx, loop_config.budget)
+      rec["score_seconds"], rec["select_seconds"] = secs["score"], secs["select"]
       if info:
         rec["pick_info"] = info
       rec["queried"] = idx.tolist()
       mask = label(mask, idx)
     history.rounds.append(rec)
+    history.finished = r == loop_config.rounds
+    history.wall_seconds = wall_before + time.perf_counter() - t_start
     if verbose:
       extra = "".join(f" {k}={v:.2f}" for k, v in rec.get("pick_info", {}).items()
                       if k.endswith("_seconds"))
       print(f"{r:>5} {rec['n_labeled']:>8} {acc:>8.4f} {t_train:>8.2f} "
             f"{rec['score_seconds']:>8.2f} {rec['select_seconds']:>8.2f}{extra}", flush=True)
     if workdir and main:
-      _save_checkpoint(workdir, mask, r + 1, key, history)
+      _save_checkpoint(workdir, mask, r + 1, key, history, state)
     if on_round:
       on_round(r, rec)
   if workdir and main:
@@ -267,4 +353,8 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
     counts = np.asarray([rr["n_labeled"] for rr in history.rounds])
     metrics.plot_curve({strategy.name: (counts, accs)}, pathlib.Path(workdir) / "curve.png",
                        title=f"{data.name} / {net.name} / {strategy.name}")
+    if verbose and history.summary().get("aubc") is not None:
+      print(f"AUBC {history.summary()['aubc']:.4f}  F-acc {history.summary()['f_acc']:.4f}  "
+            f"({history.wall_seconds:.1f}s) -> {pathlib.Path(workdir) / 'history.json'}",
+            flush=True)
   return history

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jal import sharding
-from jal.chunking import chunked_map
+from jal import parallel
 from jal.models.net import Net, Variables
+from jal.parallel.chunking import chunked_map
 
 __all__ = [
     "lambertw0", "superloss_sigma", "superloss_weights", "el2n_from_logits", "el2n", "grand",
@@ -110,17 +110,17 @@ _el2n_jit = jax.jit(_el2n, static_argnums=(0, 4))
 
 def _on_mesh(mesh, fn, variables, *args):
   """Runs ``fn(variables, *args)`` as is, or under ``mesh`` with replicated variables (the
-  chunked pool work is then split along ``data``, see ``jal.chunking.chunked_map``)."""
+  chunked pool work is then split along ``data``, see ``jal.parallel.chunking.chunked_map``)."""
   if mesh is None:
     return fn(variables, *args)
-  with sharding.use_mesh(mesh):
-    return fn(sharding.replicate(variables, mesh), *args)
+  with parallel.use_mesh(mesh):
+    return fn(parallel.replicate(variables, mesh), *args)
 
 
 def el2n(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
          chunk_size: int = 1024, *, mesh=None) -> jax.Array:
   """EL2N scores ``[n]`` of ``(x [n, ...], y [n])`` under the model, in eval mode (rows
-  split along ``data`` when a ``jal.sharding`` ``mesh`` is given)."""
+  split along ``data`` when a ``jal.parallel`` ``mesh`` is given)."""
   return _on_mesh(mesh, lambda v, *a: _el2n_jit(net, v, *a), variables, x, y, int(chunk_size))
 
 
@@ -155,7 +155,7 @@ def grand(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
     x: ``[n, H, W, C]`` inputs.
     y: ``[n]`` labels.
     chunk_size: examples per vmapped chunk (per device under a mesh).
-    mesh: optional ``jal.sharding`` mesh; rows are split along ``data``.
+    mesh: optional ``jal.parallel`` mesh; rows are split along ``data``.
 
   Returns:
     ``[n]`` gradient norms.
@@ -207,7 +207,7 @@ _mc_probs_jit = jax.jit(_mc_probs, static_argnums=(0, 4, 5))
 def mc_probs(net: Net, variables: Variables, x: jax.Array, key: jax.Array, samples: int = 10,
              chunk_size: int = 1024, *, mesh=None) -> jax.Array:
   """MC-dropout class probabilities ``[T, n, K]`` with dropout on before the head (the ``n``
-  axis split along ``data`` when a ``jal.sharding`` ``mesh`` is given).
+  axis split along ``data`` when a ``jal.parallel`` ``mesh`` is given).
 
   Raises:
     ValueError: if the network has no dropout (``net.dropout == 0``).

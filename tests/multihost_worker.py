@@ -4,7 +4,7 @@
 ``localhost:PORT``, ``LOCAL_DEVICES`` CPU devices each, cross-process collectives over gloo)
 and compares their reports with :func:`compute` run in the test process itself (one
 process, one device, ``mesh=None``). Each process holds only its rows of the pool
-(``jal.sharding.process_pool``). Shapes are tiny.
+(``jal.parallel.process_pool``). Shapes are tiny.
 
   python tests/multihost_worker.py PROC_ID NUM_PROCS PORT LOCAL_DEVICES WORKDIR
 """
@@ -35,7 +35,7 @@ def compute(mesh, workdir: str) -> dict:
   from jax.experimental import multihost_utils
 
   import jal
-  from jal import cluster, sharding
+  from jal import cluster, parallel
 
   def host(a, n=N):  # the global array, whole, on this host (test-side comparison only)
     if isinstance(a, jax.Array) and not a.is_fully_addressable:
@@ -43,12 +43,12 @@ def compute(mesh, workdir: str) -> dict:
     return np.asarray(a)[:n]
 
   data = _tiny_data()
-  multi = sharding.is_multiprocess_mesh(mesh)
+  multi = parallel.is_multiprocess_mesh(mesh)
   out = {"process_index": jax.process_index(), "process_count": jax.process_count(),
          "devices": jax.device_count(), "local_devices": jax.local_device_count()}
   if multi:
-    x, y = sharding.process_pool((data.x_train, data.y_train), mesh)
-    out["rows"] = list(sharding.process_rows(N, mesh))
+    x, y = parallel.process_pool((data.x_train, data.y_train), mesh)
+    out["rows"] = list(parallel.process_rows(N, mesh))
     out["x_global_shape"] = list(x.shape)
     out["x_local_rows"] = sum(s.data.shape[0] for s in x.addressable_shards)
     out["x_spec"] = str(x.sharding.spec)
@@ -70,8 +70,8 @@ def compute(mesh, workdir: str) -> dict:
   out["el2n"] = host(el2n).tolist()
 
   # 2. Selection: sharded top-k of the margin score, and the margin / random strategies.
-  with sharding.use_mesh(mesh):
-    margin = jax.jit(lambda l: sharding.constrain_rows(
+  with parallel.use_mesh(mesh):
+    margin = jax.jit(lambda l: parallel.constrain_rows(
         jal.scores.margin_score(jax.nn.softmax(l, -1))))(logits)
   top = cluster.top_k_unlabeled(margin, jnp.asarray(labeled), BUDGET, mesh=mesh)
   out["topk_margin"] = np.asarray(top).tolist()
@@ -108,8 +108,8 @@ def main():
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=nproc,
                              process_id=proc, initialization_timeout=120)
-  from jal import sharding
-  out = compute(sharding.make_mesh(), workdir)
+  from jal import parallel
+  out = compute(parallel.make_mesh(), workdir)
   print("JSON" + json.dumps(out), flush=True)
   jax.distributed.shutdown()
 

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import jal  # noqa: E402
-from jal import sharding  # noqa: E402
+from jal import parallel  # noqa: E402
 
 N = 256       # pool rows, a multiple of 8
 N_LAB = 40
@@ -38,7 +38,7 @@ def _spec(a):
 
 def _largest_all_gather(jitted, mesh, *args, **kwargs):
   """Elements of the largest all-gather result in the compiled HLO (0 if none)."""
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     txt = jitted.lower(*args, **kwargs).compile().as_text()
   sizes = [0]
   for m in re.finditer(r"= \(?([a-z0-9]+)\[([0-9,]*)\][^=]*? all-gather\(", txt):
@@ -46,9 +46,29 @@ def _largest_all_gather(jitted, mesh, *args, **kwargs):
   return max(sizes)
 
 
+def bralt_section(out, mesh, net, variables, x, y, labeled):
+  """BRAL-T's strategies on one device and on ``mesh`` from the same model: same picks, and
+  the pool pass really ran split (its embeddings come back sharded along ``data``)."""
+  env = dict(n_state_clusters=3, n_label_clusters=3, actions=2, max_points=32,
+             rel_epsilon=1e-2, num_samplings=2, steps_per_sampling=3)
+  same, specs = {}, {}
+  for name, kw in (("bral_t", {"env": env, "pad_to": 32, "workers": 1}),
+                   ("pseudo_score", {})):
+    strat = jal.get_strategy(name, **kw)
+    picks = []
+    for m in (None, mesh):
+      ctx = jal.Context(net, variables, x, y, jnp.asarray(labeled), 10, 32, m)
+      picks.append(jal.select(strat, jax.random.key(5), ctx, BUDGET).tolist())
+      if m is not None and name == "bral_t":
+        specs[name] = _spec(strat.score(jax.random.key(0), ctx)["emb"])
+    same[name] = picks[0] == picks[1]
+  out["bralt_same"] = same
+  out["bralt_emb_spec"] = specs
+
+
 def main():
   out = {"devices": jax.device_count()}
-  mesh = sharding.make_mesh()
+  mesh = parallel.make_mesh()
   digits = load_digits()
   x = digits.images[:N].astype(np.float32)
   x = jnp.asarray(((x - x.mean()) / x.std())[..., None])
@@ -68,12 +88,12 @@ def main():
   out["fit_params_replicated"] = all(a.sharding.is_fully_replicated and
                                      len(a.sharding.device_set) == 8
                                      for a in jax.tree.leaves(r8.variables.params))
-  with sharding.use_mesh(mesh):  # one training step: what crosses devices?
-    st = jal.train._init_one(net, cfg, key)
-    st, xs, ys, ms = jal.train._place(mesh, st, x, y, jnp.asarray(labeled))
-    st, plan = jal.train._begin_one(st, key, ms, cfg.batch_size)
+  with parallel.use_mesh(mesh):  # one training step: what crosses devices?
+    st = jal.train.epoch.init_one(net, cfg, key)
+    st, xs, ys, ms = jal.train.trainer.place(mesh, st, x, y, jnp.asarray(labeled))
+    st, plan = jal.train.epoch.begin_one(st, key, ms, cfg.batch_size)
   out["fit_step_max_all_gather"] = _largest_all_gather(
-      jal.train._step_one, mesh, net, cfg, st, plan, jnp.int32(0), xs, ys)
+      jal.train.epoch.step_one, mesh, net, cfg, st, plan, jnp.int32(0), xs, ys)
   masks = jnp.asarray(np.stack([labeled, np.roll(labeled, 3)]))
   m1 = jal.fit_many(jax.random.split(key, 2), net, cfg, x, y, masks)
   m8 = jal.fit_many(jax.random.split(key, 2), net, cfg, x, y, masks, mesh=mesh)
@@ -84,7 +104,7 @@ def main():
   # 2. chunked scoring: sharded vs single device, on the same variables.
   v = r1.variables
   l1, e1 = jal.predict(net, v, x, 16)
-  l8, e8 = jal.predict(net, v, sharding.shard_rows(x, mesh), 16, mesh=mesh)
+  l8, e8 = jal.predict(net, v, parallel.shard_rows(x, mesh), 16, mesh=mesh)
   out["predict_max_rel"] = max(_max_rel(l8, l1), _max_rel(e8, e1))
   out["predict_specs"] = [_spec(l8), _spec(e8)]
   s1 = jal.scores.el2n(net, v, x, y, 16)
@@ -94,8 +114,8 @@ def main():
   lo, _ = jal.predict(net, v, x[:N - 3], 16, mesh=mesh)  # not a multiple of 8: padded inside
   out["predict_uneven_max_rel"] = _max_rel(lo, l1[:N - 3])
   out["predict_max_all_gather"] = _largest_all_gather(
-      jal.train._predict_jit, mesh, net, sharding.replicate(v, mesh),
-      sharding.shard_rows(x, mesh), 16)
+      jal.train.inference.predict_jit, mesh, net, parallel.replicate(v, mesh),
+      parallel.shard_rows(x, mesh), 16)
 
   # 3. one AL round (fit + score + select), same seed, single device vs mesh.
   same = {}
@@ -110,6 +130,7 @@ def main():
     out[f"picks_{name}"] = picks
   out["round_same"] = same
 
+  bralt_section(out, mesh, net, r1.variables, x, y, labeled)
   print("JSON" + json.dumps(out))
 
 

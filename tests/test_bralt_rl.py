@@ -61,7 +61,7 @@ def digits():
 
 def test_bral_t_end_to_end(digits):
   net = jal.make_net("mlp", digits.x_train.shape[1:], digits.num_classes, hidden=(HIDDEN,))
-  strategy = BRALT_STRATEGIES["bral_t"](**SMALL, pad_to=PAD_TO)
+  strategy = BRALT_STRATEGIES["bral_t"](env=SMALL, pad_to=PAD_TO)
   assert strategy.name == "bral_t"
   loop = jal.LoopConfig(init_size=60, budget=BUDGET, rounds=2)
   hist = jal.run_loop(jax.random.key(0), digits, net,
@@ -100,5 +100,5 @@ def test_no_rl_ablations_select_exactly_b(digits):
   few = np.zeros(n, bool)
   few[:4] = True
   with pytest.raises(ValueError, match="BRAL-T needs"):
-    jal.select(BRALT_STRATEGIES["bral_t"](**SMALL), jax.random.key(0),
+    jal.select(BRALT_STRATEGIES["bral_t"](env=SMALL), jax.random.key(0),
                ctx._replace(labeled=jnp.asarray(few)), 5)

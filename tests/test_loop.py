@@ -127,3 +127,25 @@ def test_initial_mask():
   assert m.dtype == bool and m.sum() == 7
   with pytest.raises(ValueError):
     jal.initial_mask(jax.random.key(0), 5, 6)
+
+
+def test_a_busy_workdir_is_refused_and_a_killed_run_frees_it(data, net, tmp_path):
+  with jal.loop.workdir_lock(tmp_path):
+    with pytest.raises(ValueError, match="in use by another run"):
+      _run(data, net, seed=1, workdir=str(tmp_path))
+  assert not (tmp_path / "checkpoint.npz").exists()  # refused before any work
+
+  def kill(r, rec):
+    raise _Killed
+
+  with pytest.raises(_Killed):
+    _run(data, net, seed=1, workdir=str(tmp_path), on_round=kill)
+  with jal.loop.workdir_lock(tmp_path):  # the killed run left it free
+    pass
+
+
+def test_a_workdir_that_is_a_file_is_refused_before_training(data, net, tmp_path):
+  f = tmp_path / "file"
+  f.write_text("x")
+  with pytest.raises(ValueError, match="cannot use workdir"):
+    _run(data, net, workdir=str(f / "sub"))

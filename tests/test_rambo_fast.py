@@ -6,6 +6,7 @@ import numpy as np
 import optax
 
 import jal
+from jal.models.patch_lenet import conv_patches, patch_lenet
 from jal.rambo.bilevel import (
   BilevelConfig,
   PairData,
@@ -14,9 +15,9 @@ from jal.rambo.bilevel import (
   regularizer,
   train_plain,
 )
-from jal.rambo.fast_fit import conv_patches, fit_subsets, patch_lenet, patch_set_net
+from jal.rambo.fast_fit import patch_set_net
 from jal.rambo.utility_model import make_set_net
-from jal.train import TrainConfig
+from jal.train import TrainConfig, fit_subsets
 
 
 def _pool(n=24, seed=0):
@@ -55,7 +56,7 @@ def test_fit_subsets_equals_separate_fits():
 
 
 def test_map_threads_keeps_order_and_default_workers():
-  from jal.host_threads import default_workers, map_threads
+  from jal.parallel.host_threads import default_workers, map_threads
   assert map_threads(lambda i: i * i, range(7), workers=3) == [i * i for i in range(7)]
   assert map_threads(lambda i: -i, [], workers=2) == []
   assert default_workers(5) == 5 and default_workers(0) == 1 and default_workers(100) == 8

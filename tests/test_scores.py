@@ -1,4 +1,4 @@
-"""Tests for jal.scores (and jal.chunking): references in NumPy / SciPy / per-example JAX."""
+"""Tests for jal.scores and jal.parallel.chunking: NumPy / SciPy / per-example references."""
 
 import math
 
@@ -12,7 +12,7 @@ import scipy.special
 
 import jal
 from jal import scores
-from jal.chunking import chunked_map
+from jal.parallel.chunking import chunked_map
 
 # τ and λ are traced here, so one compile serves every (τ, λ) of a given loss shape.
 _sigma = jax.jit(scores.superloss_sigma)

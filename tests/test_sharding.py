@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import jal
-from jal import sharding
-from jal.chunking import chunked_map
+from jal import parallel
+from jal.parallel.chunking import chunked_map
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -52,6 +52,11 @@ def test_scoring_outputs_are_row_sharded(eight):
   assert eight["predict_max_all_gather"] == 0
 
 
+def test_bralt_pool_pass_honours_the_mesh(eight):
+  assert eight["bralt_same"] == {"bral_t": True, "pseudo_score": True}
+  assert eight["bralt_emb_spec"] == {"bral_t": "P('data',)"}
+
+
 def test_sharded_fit_matches_and_replicates_params(eight):
   # Gradients are all-reduced in another order: equal up to float rounding over 3 epochs.
   assert eight["fit_max_rel"] < 1e-3
@@ -72,35 +77,35 @@ def test_sharded_round_selects_same_indices(eight, name):
 
 
 def test_make_mesh_and_placement():
-  mesh = sharding.make_mesh()
+  mesh = parallel.make_mesh()
   assert mesh.axis_names == ("data",) and mesh.shape["data"] == jax.device_count()
   with pytest.raises(ValueError):
-    sharding.make_mesh(jax.device_count() + 1)
-  x = sharding.shard_rows(np.arange(5.0), mesh)
+    parallel.make_mesh(jax.device_count() + 1)
+  x = parallel.shard_rows(np.arange(5.0), mesh)
   assert x.sharding.spec == jax.sharding.PartitionSpec("data")
-  p = sharding.replicate({"w": jnp.ones(3)}, mesh)
+  p = parallel.replicate({"w": jnp.ones(3)}, mesh)
   assert p["w"].sharding.is_fully_replicated
 
 
 def test_pad_rows_and_padded_size():
-  assert sharding.padded_size(10, 8) == 16 and sharding.padded_size(16, 8) == 16
+  assert parallel.padded_size(10, 8) == 16 and parallel.padded_size(16, 8) == 16
   x = np.arange(6.0).reshape(3, 2)
-  np.testing.assert_array_equal(sharding.pad_rows(x, 5)[3:], [[4.0, 5.0], [4.0, 5.0]])
-  np.testing.assert_array_equal(sharding.pad_rows(x, 4, fill=-1.0)[3], [-1.0, -1.0])
+  np.testing.assert_array_equal(parallel.pad_rows(x, 5)[3:], [[4.0, 5.0], [4.0, 5.0]])
+  np.testing.assert_array_equal(parallel.pad_rows(x, 4, fill=-1.0)[3], [-1.0, -1.0])
 
 
 def test_constraints_are_noops_without_mesh():
   @jax.jit
   def f(x):
-    assert sharding.data_size() == 1
-    return sharding.constrain_rows(x) + sharding.constrain_replicated(x)
+    assert parallel.data_size() == 1
+    return parallel.constrain_rows(x) + parallel.constrain_replicated(x)
   np.testing.assert_array_equal(f(jnp.arange(4.0)), 2 * jnp.arange(4.0))
 
 
 def test_chunked_map_under_one_device_mesh_unchanged():
   x = jnp.arange(10.0)
   plain = jax.jit(lambda a: chunked_map(lambda c: c[0] * 3, (a,), 3))
-  with sharding.use_mesh(sharding.make_mesh(1)):
+  with parallel.use_mesh(parallel.make_mesh(1)):
     meshed = plain(x)
   np.testing.assert_array_equal(meshed, plain(x))
 
@@ -113,18 +118,18 @@ def test_fit_with_one_device_mesh_equals_fit():
   net = jal.make_net("mlp", (4, 4, 1), 3, hidden=(8,))
   cfg = jal.TrainConfig(epochs=2, batch_size=4)
   a = jal.fit(jax.random.key(0), net, cfg, x, y, mask)
-  b = jal.fit(jax.random.key(0), net, cfg, x, y, mask, mesh=sharding.make_mesh(1))
+  b = jal.fit(jax.random.key(0), net, cfg, x, y, mask, mesh=parallel.make_mesh(1))
   for u, v in zip(jax.tree.leaves(a.variables), jax.tree.leaves(b.variables)):
     np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
 
 
 def test_process_rows_single_process():
-  mesh = sharding.make_mesh()
+  mesh = parallel.make_mesh()
   assert jax.process_count() == 1
-  assert sharding.process_rows(10, mesh) == (0, sharding.padded_size(10, mesh.shape["data"]))
-  start, stop = sharding.process_rows(10, mesh)
-  local = sharding.pad_rows(np.arange(10.0), stop - start)
-  g = sharding.shard_process_rows(local, 10, mesh)
+  assert parallel.process_rows(10, mesh) == (0, parallel.padded_size(10, mesh.shape["data"]))
+  start, stop = parallel.process_rows(10, mesh)
+  local = parallel.pad_rows(np.arange(10.0), stop - start)
+  g = parallel.shard_process_rows(local, 10, mesh)
   assert g.shape == (stop,) and g.sharding.spec == jax.sharding.PartitionSpec("data")
   np.testing.assert_array_equal(np.asarray(g)[:10], np.arange(10.0))
 
@@ -133,10 +138,10 @@ def test_distributed_flag_off_does_not_initialize(monkeypatch):
   calls = []
   monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append(1))
   monkeypatch.delenv("JAL_DISTRIBUTED", raising=False)
-  assert not sharding.maybe_initialize_distributed()
+  assert not parallel.maybe_initialize_distributed()
   monkeypatch.setenv("JAL_DISTRIBUTED", "1")
-  assert sharding.maybe_initialize_distributed()
-  assert not sharding.maybe_initialize_distributed(False)
+  assert parallel.maybe_initialize_distributed()
+  assert not parallel.maybe_initialize_distributed(False)
   assert calls == [1]
 
 
@@ -146,16 +151,16 @@ def test_distributed_env_process_count_and_id(monkeypatch):
   monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append(k))
   monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
   monkeypatch.setenv("JAX_PROCESS_ID", "1")
-  assert sharding.maybe_initialize_distributed(True)
+  assert parallel.maybe_initialize_distributed(True)
   assert calls == [{"num_processes": 2, "process_id": 1}]
 
 
 def test_process_pool_single_process_equals_shard_rows():
-  mesh = sharding.make_mesh()
+  mesh = parallel.make_mesh()
   x = np.arange(26.0).reshape(13, 2)
-  (g,) = sharding.process_pool((x,), mesh)
-  np.testing.assert_array_equal(g, sharding.shard_rows(x, mesh))
-  assert not sharding.is_multiprocess_mesh(mesh) and not sharding.is_multiprocess_mesh(None)
+  (g,) = parallel.process_pool((x,), mesh)
+  np.testing.assert_array_equal(g, parallel.shard_rows(x, mesh))
+  assert not parallel.is_multiprocess_mesh(mesh) and not parallel.is_multiprocess_mesh(None)
 
 
 def test_only_main_process_writes(tmp_path, monkeypatch):

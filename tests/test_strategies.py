@@ -116,7 +116,7 @@ def test_raw_pick_is_already_valid(ctx, name):
   # all but k-means (which may leave clusters empty) must already be unique and unlabeled.
   strategy = get_strategy(name)
   k_score, k_pick = jax.random.split(jax.random.key(2))
-  raw = np.asarray(strategy.pick(k_pick, ctx, strategy.score(k_score, ctx), BUDGET))
+  raw = np.asarray(strategy.pick(k_pick, ctx, strategy.score(k_score, ctx), BUDGET)[0])
   assert raw.shape == (BUDGET,)
   assert np.all((raw >= 0) & (raw < N))
   if name != "kmeans":
@@ -159,7 +159,7 @@ def test_budget_equal_to_unlabeled_returns_all(ctx):
     idx = jal.select(s, jax.random.key(0), c, BUDGET)
     np.testing.assert_array_equal(np.sort(idx), np.flatnonzero(~labeled))
     # Already so before finalize_indices' clean-up (no duplicates to top up).
-    raw = np.asarray(s.pick(jax.random.key(1), c, s.score(jax.random.key(2), c), BUDGET))
+    raw = np.asarray(s.pick(jax.random.key(1), c, s.score(jax.random.key(2), c), BUDGET)[0])
     np.testing.assert_array_equal(np.sort(raw), np.flatnonzero(~labeled), err_msg=name)
 
 
@@ -185,7 +185,7 @@ def test_bald_picks_numpy_top_k_of_its_mc_samples(ctx):
   assert mc.shape == (10, N, K)
   p = np.asarray(mc, np.float64)
   bald = _np_entropy(p.mean(0)) - _np_entropy(p).mean(0)
-  idx = np.asarray(s.pick(jax.random.key(5), ctx, mc, BUDGET))
+  idx = np.asarray(s.pick(jax.random.key(5), ctx, mc, BUDGET)[0])
   _check_top_k(idx, bald, ctx.labeled, BUDGET, tol=1e-5)
 
 

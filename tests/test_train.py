@@ -118,7 +118,7 @@ def test_predict_chunks_equal_full_batch(pool, net):
 
 def test_augment_crop_flip_keeps_shape_and_content():
   xb = jax.random.normal(jax.random.key(8), (4, 8, 8, 3))
-  out = train._augment(jax.random.key(9), xb)
+  out = train.epoch.augment(jax.random.key(9), xb)
   assert out.shape == xb.shape
   # Each output is a (possibly flipped) crop of the reflect-padded input: same value multiset
   # is not guaranteed, but values must come from the input image.

@@ -21,6 +21,10 @@ from jal.bralt.strategy import (
   pseudo_score_strategy,
 )
 from jal.bralt.trustset import trust_scores, trustset_mask
+from jal.strategies.registry import register_strategy
+
+for _name, _ctor in BRALT_STRATEGIES.items():
+  register_strategy(_name, _ctor)
 
 __all__ = [
   "env", "ot", "reward_net", "select", "strategy", "trustset",

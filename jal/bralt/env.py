@@ -29,8 +29,8 @@ class EnvConfig(NamedTuple):
   """Static settings of the environment and of the RL run (hashable: a jit static arg).
 
   Attributes:
-    n_label_clusters: ``M``.
-    n_state_clusters: ``C``.
+    n_label_clusters: ``M`` (``None``: the number of classes; see :meth:`for_classes`).
+    n_state_clusters: ``C`` (``None``: the number of classes).
     actions: ``A_c`` (5 in the paper).
     lprime_frac: ``|L′| = max(⌈lprime_frac·|L_i|⌉, 2M)`` (A1).
     max_points: hard cap on a cloud's size in a Sinkhorn solve (SPEC: 1000).
@@ -50,8 +50,8 @@ class EnvConfig(NamedTuple):
     lmin_pruning: find L^c_min by branch and bound on W₂² lower bounds
       (:func:`jal.bralt.ot.wasserstein_argmin`, same argmin) instead of all M·C solves.
   """
-  n_label_clusters: int = 10
-  n_state_clusters: int = 10
+  n_label_clusters: int | None = None
+  n_state_clusters: int | None = None
   actions: int = 5
   lprime_frac: float = 0.2
   max_points: int = 1000
@@ -67,6 +67,11 @@ class EnvConfig(NamedTuple):
   learning_rate: float = 0.01
   scale_targets: bool = True
   lmin_pruning: bool = True
+
+  def for_classes(self, num_classes: int) -> "EnvConfig":
+    """The config with ``M`` / ``C`` left at ``None`` set to ``num_classes``."""
+    return self._replace(n_label_clusters=self.n_label_clusters or num_classes,
+                         n_state_clusters=self.n_state_clusters or num_classes)
 
 
 class Caps(NamedTuple):

@@ -24,9 +24,9 @@ import numpy as np
 from jal.bralt import env as env_lib
 from jal.bralt import select as select_lib
 from jal.bralt import trustset
-from jal.host_threads import default_workers
+from jal.parallel.host_threads import default_workers
 from jal.scores import grand
-from jal.strategies.base import Context, Strategy
+from jal.strategies.base import Context, Strategy, no_info
 from jal.train import predict
 
 __all__ = ["bral_t_strategy", "bral_t_wo_cl_strategy", "bral_diffset_strategy",
@@ -183,49 +183,49 @@ def _round_info(info: dict) -> dict:
           if np.isfinite(info["pred"]).any() else 0.0}
 
 
-def _score_fn(mode: str, tau, lam):
+def _pool_pass(mode: str, tau, lam):
+  """BRAL-T's pool pass: embeddings ``[n, D]`` and TrustSet scores ``[n]`` of the labeled
+  rows, split along ``ctx.mesh``'s ``data`` axis when there is one."""
   def score(key, ctx: Context):
-    logits, emb = predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size)
+    logits, emb = predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size, mesh=ctx.mesh)
     s = trustset.trust_scores(ctx.net, ctx.variables, ctx.x, ctx.y, ctx.labeled, mode, tau,
                               lam, ctx.chunk_size, logits=logits)
     return {"emb": emb, "scores": s}
   return score
 
 
-def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
-                    n_state_clusters: int | None = None, n_label_clusters: int | None = None,
-                    score_mode: str = "superloss_el2n", steps_per_sampling: int = 20,
-                    tau: float | None = None, lam: float = 1.0, batch_size: int = 100,
-                    learning_rate: float = 0.01, scale_targets: bool = True,
-                    lprime_frac: float = 0.2, max_points: int = 1000, cap_factor: float = 2.0,
-                    rel_epsilon: float = 1e-3, max_iterations: int = 2000,
-                    kmeans_iters: int = 50, ot_batching: str = "auto",
-                    ot_momentum: float | None = None,
-                    global_ranking: bool = False, pad_to: int = 256,
+def env_config(env: "env_lib.EnvConfig | dict | None") -> env_lib.EnvConfig:
+  """``env`` as an ``EnvConfig`` (a dict of its fields, as configs write it, or ``None`` for
+  the paper's defaults).
+
+  Raises:
+    ValueError: for a field ``EnvConfig`` does not have.
+  """
+  if env is None:
+    return env_lib.EnvConfig()
+  if isinstance(env, env_lib.EnvConfig):
+    return env
+  unknown = set(env) - set(env_lib.EnvConfig._fields)
+  if unknown:
+    raise ValueError(f"unknown BRAL-T env settings {sorted(unknown)}; EnvConfig has "
+                     f"{list(env_lib.EnvConfig._fields)}")
+  return env_lib.EnvConfig(**env)
+
+
+def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
+                    score_mode: str = "superloss_el2n", tau: float | None = None,
+                    lam: float = 1.0, global_ranking: bool = False, pad_to: int = 256,
                     trust_group: str = "trust", name: str = "bral_t",
                     full_info: bool = False, workers: int | None = None) -> Strategy:
   """BRAL-T (Batch Reinforcement Active Learning with TrustSet).
 
   Args:
-    num_samplings: RL samplings per round (30).
-    actions: ``A_c`` actions per state cluster (5).
-    n_state_clusters: ``C`` (``None`` → number of classes).
-    n_label_clusters: ``M`` (``None`` → number of classes).
+    env: the environment and RL settings (``jal.bralt.env.EnvConfig``, or a dict of its
+      fields): ``M``, ``C`` (``None`` → number of classes), ``A_c``, Sinkhorn, samplings,
+      reward-net SGD. ``None``: the paper's defaults.
     score_mode: TrustSet score, ``"superloss_el2n"`` (A5), ``"el2n"`` or ``"grand"``.
-    steps_per_sampling: SGD steps after each sampling (20).
     tau: SuperLoss τ (``None`` → ``log K``).
     lam: SuperLoss λ (use the value the target model was trained with).
-    batch_size: reward-net minibatch (100).
-    learning_rate: reward-net SGD step (0.01).
-    scale_targets: divide rewards by the buffer's mean ``|R|`` (A9).
-    lprime_frac: ``|L′| = max(⌈lprime_frac·|L|⌉, 2M)`` (A1).
-    max_points: cap on a Sinkhorn cloud (A3: 1000).
-    cap_factor: padded cluster size relative to the mean cluster size.
-    rel_epsilon: Sinkhorn ε relative to the mean cost (A3: 1e-3).
-    max_iterations: Sinkhorn iteration cap.
-    kmeans_iters: Lloyd iteration cap.
-    ot_batching: Sinkhorn batching, ``"auto"`` / ``"map"`` / ``"vmap"`` (``jal.bralt.ot``).
-    ot_momentum: Sinkhorn over-relaxation ω (``None``: plain Sinkhorn).
     global_ranking: A8's alternative (one global ranking, no quotas).
     pad_to: labeled rows are padded to ``pad_to · 2^j`` rows.
     trust_group: ``"trust"`` (TrustSet) or ``"diffset"`` (second-best global group).
@@ -236,21 +236,18 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
     workers: threads for the samplings and the pool clustering (:func:`rl_select`).
 
   Returns:
-    The ``Strategy``.
+    The ``Strategy``; its pool pass (embeddings, TrustSet scores) honours ``ctx.mesh``.
+
+  Raises:
+    ValueError: for an unknown ``trust_group`` or ``env`` field.
   """
   if trust_group not in ("trust", "diffset"):
     raise ValueError(f"trust_group must be 'trust' or 'diffset', got {trust_group!r}")
+  env = env_config(env)
 
   def pick(key, ctx: Context, aux, budget):
     k = ctx.num_classes
-    cfg = env_lib.EnvConfig(
-        n_label_clusters=n_label_clusters or k, n_state_clusters=n_state_clusters or k,
-        actions=actions, lprime_frac=lprime_frac, max_points=max_points,
-        cap_factor=cap_factor, rel_epsilon=rel_epsilon, max_iterations=max_iterations,
-        kmeans_iters=kmeans_iters, ot_batching=ot_batching, ot_momentum=ot_momentum,
-        num_samplings=num_samplings,
-        steps_per_sampling=steps_per_sampling, batch_size=batch_size,
-        learning_rate=learning_rate, scale_targets=scale_targets)
+    cfg = env.for_classes(k)
     per_class = trustset.per_class_size(budget, k)
     if trust_group == "trust":
       trust = trustset.trustset_mask(aux["scores"], ctx.y, ctx.labeled, k, per_class)
@@ -265,7 +262,7 @@ def bral_t_strategy(num_samplings: int = 30, actions: int = 5,
       return idx, {**info, **_round_info(info), "trust": np.asarray(trust)}
     return idx, _round_info(info)
 
-  return Strategy(name, _score_fn(score_mode, tau, lam), pick)
+  return Strategy(name, _pool_pass(score_mode, tau, lam), pick)
 
 
 def bral_t_wo_cl_strategy(**kwargs) -> Strategy:
@@ -282,7 +279,7 @@ def pseudo_score_strategy(tau: float | None = None, lam: float = 1.0,
                           score_mode: str = "superloss_el2n") -> Strategy:
   """Ablation "PseudoScore": σ*·EL2N with argmax pseudo-labels on U, class-balanced top."""
   def score(key, ctx: Context):
-    logits, _ = predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size)
+    logits, _ = predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size, mesh=ctx.mesh)
     pseudo = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     s = trustset.scores_from_logits(logits, pseudo, score_mode, tau, lam)
     return {"scores": s, "pseudo": pseudo}
@@ -292,7 +289,7 @@ def pseudo_score_strategy(tau: float | None = None, lam: float = 1.0,
     return balanced_top(aux["scores"], aux["pseudo"], ~ctx.labeled, k,
                         trustset.per_class_size(budget, k), budget)
 
-  return Strategy("pseudo_score", score, pick)
+  return Strategy("pseudo_score", score, no_info(pick))
 
 
 def gradnd_gt_strategy(chunk_size: int = 64) -> Strategy:
@@ -307,7 +304,7 @@ def gradnd_gt_strategy(chunk_size: int = 64) -> Strategy:
     return balanced_top(aux, ctx.y, ~ctx.labeled, k, trustset.per_class_size(budget, k),
                         budget)
 
-  return Strategy("gradnd_gt", score, pick)
+  return Strategy("gradnd_gt", score, no_info(pick))
 
 
 BRALT_STRATEGIES = {

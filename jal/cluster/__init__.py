@@ -1,7 +1,7 @@
 """Clustering and pool-wide picks: one implementation per algorithm, for one device or a mesh.
 
 Every pool-wide function takes ``mesh=None`` (one device; callable inside ``jit`` unless said
-otherwise) or a ``jal.sharding`` mesh (the rows padded to a multiple of the device count and
+otherwise) or a ``jal.parallel`` mesh (the rows padded to a multiple of the device count and
 split along ``data``; the ``[n]`` vectors never leave their shard, see :mod:`jal.cluster.topk`).
 
 * :mod:`~jal.cluster.distances`: pairwise / nearest-centroid / ``dist_to(j)`` distances.

@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jal import sharding
-from jal.chunking import chunked_map
+from jal import parallel
 from jal.cluster.distances import _HI
 from jal.cluster.kmeans import lloyd_loop
 from jal.cluster.topk import _place, gather_rows
+from jal.parallel.chunking import chunked_map
 
 __all__ = ["GroupedKMeans", "grouped_kmeans"]
 
@@ -118,7 +118,7 @@ def grouped_kmeans(key: jax.Array, x: jax.Array, group: jax.Array, n_groups: int
     n_iter: static maximum number of Lloyd iterations.
     tol: relative inertia-change tolerance.
     chunk_size: static rows per assignment chunk (memory ``chunk_size · G · k``).
-    mesh: ``None`` (one device, callable inside ``jit``) or a ``jal.sharding`` mesh (rows
+    mesh: ``None`` (one device, callable inside ``jit``) or a ``jal.parallel`` mesh (rows
       padded, as excluded rows, and split along ``data``; the seeding's Gumbel draws are the
       same as without a mesh).
 
@@ -131,7 +131,7 @@ def grouped_kmeans(key: jax.Array, x: jax.Array, group: jax.Array, n_groups: int
   if mesh is None:
     return _grouped_kmeans(key, x, group, n_groups, k, n_iter, tol, chunk_size, n)
   xs, gs = _place(mesh, (x, None), (jnp.asarray(group, jnp.int32), -1))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     return _grouped_kmeans(key, xs, gs, int(n_groups), int(k), int(n_iter), tol,
                            int(chunk_size), int(n))
 
@@ -139,8 +139,8 @@ def grouped_kmeans(key: jax.Array, x: jax.Array, group: jax.Array, n_groups: int
 @functools.partial(jax.jit,
                    static_argnames=("n_groups", "k", "n_iter", "chunk_size", "n_rows"))
 def _grouped_kmeans(key, x, group, n_groups, k, n_iter, tol, chunk_size, n_rows):
-  x = sharding.constrain_rows(x)
-  group = sharding.constrain_rows(group.astype(jnp.int32))
+  x = parallel.constrain_rows(x)
+  group = parallel.constrain_rows(group.astype(jnp.int32))
   inside = group >= 0
   gidx = jnp.clip(group, 0, n_groups - 1)
   w = inside.astype(x.dtype)
@@ -178,7 +178,7 @@ def _grouped_kmeans(key, x, group, n_groups, k, n_iter, tol, chunk_size, n_rows)
     sums = jax.ops.segment_sum(xc * w[:, None], cid, num_segments=n_groups * k + 1)
     cnt = jax.ops.segment_sum(w, cid, num_segments=n_groups * k + 1)
     means = (sums[:-1] / jnp.maximum(cnt[:-1], 1.0)[:, None]).reshape(c.shape)
-    return sharding.constrain_replicated(
+    return parallel.constrain_replicated(
         jnp.where((cnt[:-1] > 0).reshape(n_groups, k)[:, :, None], means, c))
 
   c, it = lloyd_loop(assign, update, cents, n_iter, tol)

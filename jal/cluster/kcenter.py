@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jal import sharding
+from jal import parallel
 from jal.cluster.distances import _HI, pairwise_sq_dists
 from jal.cluster.topk import _drop, _iota, _place, _row, _uniform_scores, gather_rows
 
@@ -25,17 +25,17 @@ def _kcenter(x, avail, lab_idx, lab_valid, start_scores, budget, chunk, centre):
   """Greedy k-center on ``x`` (centred here when ``centre``) given a padded list of labeled
   rows; under a mesh the ``[n]`` vectors stay sharded and rows come by :func:`gather_rows`."""
   n = x.shape[0]
-  x, avail = sharding.constrain_rows(x), sharding.constrain_rows(avail)
-  xc = sharding.constrain_rows(_centre(x, avail)) if centre else x
+  x, avail = parallel.constrain_rows(x), parallel.constrain_rows(avail)
+  xc = parallel.constrain_rows(_centre(x, avail)) if centre else x
   sq = jnp.sum(xc * xc, axis=-1)
 
   def scan_chunk(min_d, chunk_in):
     idx, ok = chunk_in
     d = pairwise_sq_dists(xc, gather_rows(xc, idx), x_sq=sq, y_sq=gather_rows(sq, idx))
     d = jnp.where(ok[None, :], d, jnp.inf)  # [n, chunk]
-    return sharding.constrain_rows(jnp.minimum(min_d, jnp.min(d, axis=1))), None
+    return parallel.constrain_rows(jnp.minimum(min_d, jnp.min(d, axis=1))), None
 
-  min_d = sharding.constrain_rows(jnp.full((n,), jnp.inf, x.dtype))
+  min_d = parallel.constrain_rows(jnp.full((n,), jnp.inf, x.dtype))
   min_d, _ = lax.scan(scan_chunk, min_d, (lab_idx.reshape(-1, chunk),
                                           lab_valid.reshape(-1, chunk)))
   iota = _iota(n)
@@ -63,7 +63,7 @@ def _kcenter(x, avail, lab_idx, lab_valid, start_scores, budget, chunk, centre):
 @jax.jit
 def _centred_norms(x, avail):
   xc = _centre(x, avail)
-  return sharding.constrain_rows(jnp.sum(xc * xc, axis=-1))
+  return parallel.constrain_rows(jnp.sum(xc * xc, axis=-1))
 
 
 def _concrete(v):
@@ -115,7 +115,7 @@ def kcenter_greedy(
       labeled rows are never selected.
     key: optional PRNG key for the first pick when nothing is labeled.
     chunk_size: rows of the labeled set processed per scan step.
-    mesh: ``None`` (one device) or a ``jal.sharding`` mesh (masks must be concrete).
+    mesh: ``None`` (one device) or a ``jal.parallel`` mesh (masks must be concrete).
 
   Returns:
     ``[budget]`` int32 unique indices of unlabeled candidates, in pick order.
@@ -169,7 +169,7 @@ def kcenter_greedy(
       start_scores = jax.random.uniform(key, (n,), x.dtype)
     return _kcenter(xc, avail, lab_idx, lab_valid, start_scores, budget, chunk, False)
   xs, av = _place(mesh, (x, None), (avail, False))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     if key is None:  # First pick without labels: farthest from the candidates' mean.
       start = _centred_norms(xs, av)
     else:

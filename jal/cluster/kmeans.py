@@ -4,7 +4,7 @@ All routines work on a point matrix ``x`` of shape ``[n, d]`` together with an o
 boolean ``mask`` of shape ``[n]`` marking the valid rows (padding or already-labeled rows are
 ``False``). Shapes stay static: masks are used instead of boolean indexing, so every routine
 compiles once per ``(n, d, k)``. Each public function takes ``mesh=None`` (one device, callable
-inside ``jit``) or a ``jal.sharding`` mesh (rows padded and split along ``data``; see
+inside ``jit``) or a ``jal.parallel`` mesh (rows padded and split along ``data``; see
 :mod:`jal.cluster.topk`): k-means++ then makes one sharded categorical draw per step and
 fetches the chosen row with :func:`jal.cluster.gather_rows`; Lloyd assigns locally against
 replicated centroids and all-reduces the ``[k, d]`` sums and ``[k]`` counts.
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jal import sharding
+from jal import parallel
 from jal.cluster.distances import (
   _HI,
   DistFn,
@@ -71,13 +71,13 @@ def _d2_seeding(key: jax.Array, dist_fn: DistFn, valid: jax.Array, k: int) -> ja
   first = jax.random.categorical(keys[0], jnp.where(valid, 0.0, -jnp.inf)).astype(jnp.int32)
   idx = jnp.zeros((k,), jnp.int32).at[0].set(first)
   avail = _drop(valid, first, iota)
-  min_d = sharding.constrain_rows(dist_fn(first))
+  min_d = parallel.constrain_rows(dist_fn(first))
 
   def body(i, carry):
     idx, avail, min_d = carry
     j = jax.random.categorical(keys[i], d2_logits(avail, min_d)).astype(jnp.int32)
     return (idx.at[i].set(j), _drop(avail, j, iota),
-            sharding.constrain_rows(jnp.minimum(min_d, dist_fn(j))))
+            parallel.constrain_rows(jnp.minimum(min_d, dist_fn(j))))
 
   idx, _, _ = lax.fori_loop(1, k, body, (idx, avail, min_d))
   return idx
@@ -85,7 +85,7 @@ def _d2_seeding(key: jax.Array, dist_fn: DistFn, valid: jax.Array, k: int) -> ja
 
 @functools.partial(jax.jit, static_argnames=("k",))
 def _kpp_euclidean(key, x, k, mask, sq_norms):
-  x = sharding.constrain_rows(x)
+  x = parallel.constrain_rows(x)
   return _d2_seeding(key, euclidean_sq_dist(x, sq_norms), _valid_mask(mask, x.shape[0]), k)
 
 
@@ -119,7 +119,7 @@ def kmeans_plusplus(
       ``dist_fn`` inside your own jitted function (see
       :func:`kmeans_plusplus_factored`) to avoid baking arrays in as constants.
       Not with a mesh.
-    mesh: ``None`` (one device) or a ``jal.sharding`` mesh (rows split along ``data``).
+    mesh: ``None`` (one device) or a ``jal.parallel`` mesh (rows split along ``data``).
 
   Returns:
     ``[k]`` int32 unique row indices.
@@ -130,7 +130,7 @@ def kmeans_plusplus(
     n = x.shape[0]
     xs, valid = _place(mesh, (x, None), (_mask_rows(mask, n), False))
     sq = None if sq_norms is None else _place(mesh, (sq_norms, None))[0]
-    with sharding.use_mesh(mesh):
+    with parallel.use_mesh(mesh):
       return _kpp_euclidean(key, xs, int(k), valid, sq)
   if dist_fn is None:
     return _kpp_euclidean(key, x, k, mask, sq_norms)
@@ -139,7 +139,7 @@ def kmeans_plusplus(
 
 @functools.partial(jax.jit, static_argnames=("k",))
 def _kpp_factored(key, a, e, k, mask):
-  a, e = sharding.constrain_rows(a), sharding.constrain_rows(e)
+  a, e = parallel.constrain_rows(a), parallel.constrain_rows(e)
   return _d2_seeding(key, factored_sq_dist(a, e), _valid_mask(mask, a.shape[0]), k)
 
 
@@ -153,7 +153,7 @@ def kmeans_plusplus_factored(key: jax.Array, a: jax.Array, e: jax.Array, k: int,
     e: ``[n, D]`` second factor.
     k: static number of centres (``k ≤ mask.sum()``).
     mask: optional ``[n]`` bool of selectable rows.
-    mesh: ``None`` (one device) or a ``jal.sharding`` mesh (rows split along ``data``).
+    mesh: ``None`` (one device) or a ``jal.parallel`` mesh (rows split along ``data``).
 
   Returns:
     ``[k]`` int32 unique row indices (same draws as :func:`kmeans_plusplus` on
@@ -162,7 +162,7 @@ def kmeans_plusplus_factored(key: jax.Array, a: jax.Array, e: jax.Array, k: int,
   if mesh is None:
     return _kpp_factored(key, a, e, k, mask)
   a_s, e_s, valid = _place(mesh, (a, None), (e, None), (_mask_rows(mask, a.shape[0]), False))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     return _kpp_factored(key, a_s, e_s, int(k), valid)
 
 
@@ -203,7 +203,7 @@ def _lloyd(key, x, valid, k, n_iter, tol):
   w = valid.astype(x.dtype)
 
   def assign(c):
-    a = sharding.constrain_rows(
+    a = parallel.constrain_rows(
         jnp.argmin(pairwise_sq_dists(x, c, x_sq=sq), axis=1).astype(jnp.int32))
     resid = x - c[a]
     inertia = jnp.sum(w * jnp.sum(resid * resid, axis=-1))
@@ -215,7 +215,7 @@ def _lloyd(key, x, valid, k, n_iter, tol):
     sums = jnp.matmul(onehot.T, x, precision=_HI)
     means = sums / jnp.maximum(counts, 1.0)[:, None]
     # Empty: keep old centre.
-    return sharding.constrain_replicated(jnp.where((counts > 0.0)[:, None], means, c))
+    return parallel.constrain_replicated(jnp.where((counts > 0.0)[:, None], means, c))
 
   c0 = gather_rows(x, _d2_seeding(key, euclidean_sq_dist(x, sq), valid, k))
   c, it = lloyd_loop(assign, update, c0, n_iter, tol)
@@ -225,14 +225,14 @@ def _lloyd(key, x, valid, k, n_iter, tol):
 
 @functools.partial(jax.jit, static_argnames=("k", "n_iter", "n_init"))
 def _kmeans(key, x, k, mask, n_iter, n_init, tol):
-  x = sharding.constrain_rows(x)
+  x = parallel.constrain_rows(x)
   valid = _valid_mask(mask, x.shape[0])
   w = valid.astype(x.dtype)
   shift = jnp.matmul(w, x, precision=_HI) / jnp.maximum(jnp.sum(w), 1.0)
-  xc = sharding.constrain_rows(x - shift[None, :])
+  xc = parallel.constrain_rows(x - shift[None, :])
   keys = jax.random.split(key, n_init)
   run = lambda kk: _lloyd(kk, xc, valid, k, n_iter, tol)
-  if sharding.data_size() == 1:  # the seeds side by side
+  if parallel.data_size() == 1:  # the seeds side by side
     runs = jax.vmap(run)(keys)
     best = jnp.argmin(runs.inertia)
     res = jax.tree.map(lambda v: v[best], runs)
@@ -273,7 +273,7 @@ def kmeans(
     n_init: static number of seeds (``vmap`` on one device, one after another under a
       mesh); the run with the lowest inertia is returned.
     tol: relative inertia-change tolerance.
-    mesh: ``None`` (one device, callable inside ``jit``) or a ``jal.sharding`` mesh.
+    mesh: ``None`` (one device, callable inside ``jit``) or a ``jal.parallel`` mesh.
 
   Returns:
     :class:`KMeansResult` with centroids ``[k, d]``, assignment ``[n]`` (−1 for
@@ -283,7 +283,7 @@ def kmeans(
   if mesh is None:
     return _kmeans(key, x, k, mask, n_iter, n_init, tol)
   xs, valid = _place(mesh, (x, None), (_mask_rows(mask, x.shape[0]), False))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     return _kmeans(key, xs, int(k), valid, int(n_iter), int(n_init), tol)
 
 
@@ -307,7 +307,7 @@ def nearest_to_centroids(key: jax.Array, x: jax.Array, k: int, mask: jax.Array |
     k: static number of clusters.
     mask: optional ``[n]`` bool of rows to cluster.
     n_iter: static maximum number of Lloyd iterations.
-    mesh: ``None`` (one device) or a ``jal.sharding`` mesh.
+    mesh: ``None`` (one device) or a ``jal.parallel`` mesh.
 
   Returns:
     ``[k]`` row indices; an empty cluster yields an arbitrary index (that
@@ -316,5 +316,5 @@ def nearest_to_centroids(key: jax.Array, x: jax.Array, k: int, mask: jax.Array |
   if mesh is None:
     return _nearest(key, x, k, mask, n_iter)
   xs, valid = _place(mesh, (x, None), (_mask_rows(mask, x.shape[0]), False))
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     return _nearest(key, xs, int(k), valid, int(n_iter))

@@ -13,8 +13,7 @@ from ott.geometry import geometry
 from ott.solvers import linear
 
 from jal.models.net import Net
-from jal.rambo.fast_fit import fit_subsets
-from jal.train import TrainConfig
+from jal.train import TrainConfig, fit_subsets
 
 __all__ = ["random_pair_masks", "subset_utilities", "class_distance", "OTTargets",
            "make_ot_targets", "ot_targets", "interpolate_utility", "interpolate_from_distances",

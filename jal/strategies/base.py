@@ -2,10 +2,22 @@
 
 A ``Strategy`` is a small NamedTuple of pure functions (the optax ``GradientTransformation``
 shape): ``score(key, ctx) -> aux`` runs the model over the pool (timed as *score* by the
-loop), ``pick(key, ctx, aux, budget) -> [budget] indices`` chooses the batch (timed as
-*select*). ``select`` composes the two and checks the result.
+loop), ``pick(key, ctx, aux, budget) -> (indices, info)`` chooses the batch (timed as
+*select*). Two optional members serve methods that need more than a trained classifier:
+
+* ``fit(key, net, train_config, x, y, labeled, *, mesh=None) -> FitResult`` replaces
+  ``jal.fit`` for the target model (methods that train it jointly with heads of their own);
+  what it returns in ``FitResult.extra`` reaches ``score``/``pick`` as ``ctx.fit_extra``.
+* ``state(key, ctx, prev) -> state`` is called by the loop before ``score`` in every query
+  round (``prev`` is ``None`` the first time); the result is ``ctx.state`` for that round and
+  is saved in the run's checkpoint, so a killed run resumes to the same result. A state is a
+  nested dict of arrays / scalars.
+
+``select_timed`` composes score and pick, checks the result and times both halves; ``select``
+and the loop share it.
 """
 
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -15,7 +27,7 @@ import numpy as np
 from jal.cluster import top_k_unlabeled  # re-exported: jal.strategies.top_k_unlabeled
 from jal.models.net import Net, Variables
 
-__all__ = ["Context", "Strategy", "select", "pick", "pick_with_info", "check_budget",
+__all__ = ["Context", "Strategy", "select", "select_timed", "pick", "no_info", "check_budget",
            "top_k_unlabeled", "finalize_indices"]
 
 
@@ -30,9 +42,17 @@ class Context(NamedTuple):
     labeled: ``[n]`` bool mask of the labeled set.
     num_classes: ``K``.
     chunk_size: rows per chunk for pool-wide inference.
-    mesh: optional ``jal.sharding`` mesh: pool-wide inference and the built-in strategies'
-      picks then run split along its ``data`` axis (``mesh=`` of ``jal.cluster``); ``None`` runs
-      on one device.
+    mesh: optional ``jal.parallel`` mesh: pool-wide inference and the built-in strategies'
+      picks then run split along its ``data`` axis (``mesh=`` of ``jal.cluster``); ``None``
+      runs on one device.
+    x_val: validation inputs ``[n_val, H, W, C]`` (methods that measure utilities on a
+      held-out split: RAMBO, GLISTER) or ``None``.
+    y_val: validation labels ``[n_val]`` or ``None``.
+    train_config: the ``jal.TrainConfig`` the target model is trained with (methods that
+      train classifiers of their own on subsets) or ``None``.
+    fit_extra: what the strategy's own ``fit`` returned in ``FitResult.extra`` (e.g. the
+      parameters of a loss-prediction head), else ``None``.
+    state: the strategy's state in this round (``Strategy.state``), else ``None``.
   """
   net: Net
   variables: Variables
@@ -42,6 +62,11 @@ class Context(NamedTuple):
   num_classes: int
   chunk_size: int = 1024
   mesh: Any = None
+  x_val: Any = None
+  y_val: Any = None
+  train_config: Any = None
+  fit_extra: Any = None
+  state: Any = None
 
 
 class Strategy(NamedTuple):
@@ -50,12 +75,26 @@ class Strategy(NamedTuple):
   Attributes:
     name: registry name.
     score: ``(key, ctx) -> aux`` pool-wide model work (may return ``None``).
-    pick: ``(key, ctx, aux, budget) -> [budget]`` int indices into the pool, or
-      ``(indices, info)`` with a dict of JSON-able diagnostics (:func:`pick_with_info`).
+    pick: ``(key, ctx, aux, budget) -> (indices, info)``: ``[budget]`` int indices into the
+      pool and a dict of JSON-able diagnostics (``{}`` when there are none).
+    fit: optional ``(key, net, train_config, x, y, labeled, *, mesh=None) -> FitResult``
+      replacing ``jal.fit`` for the target model; ``FitResult.extra`` reaches ``ctx``.
+    state: optional ``(key, ctx, prev) -> state`` run before ``score`` in every query round
+      (``prev=None`` the first time); checkpointed with the run.
   """
   name: str
   score: Callable[[jax.Array, Context], Any]
-  pick: Callable[[jax.Array, Context, Any, int], Any]
+  pick: Callable[[jax.Array, Context, Any, int], tuple[Any, dict]]
+  fit: Callable[..., Any] | None = None
+  state: Callable[[jax.Array, Context, Any], Any] | None = None
+
+
+def no_info(pick_fn: Callable[[jax.Array, Context, Any, int], Any]
+            ) -> Callable[[jax.Array, Context, Any, int], tuple[Any, dict]]:
+  """Adapts a ``pick`` that returns only indices to the ``(indices, info)`` contract."""
+  def pick_with_empty_info(key, ctx, aux, budget):
+    return pick_fn(key, ctx, aux, budget), {}
+  return pick_with_empty_info
 
 
 def check_budget(labeled: Any, budget: int) -> int:
@@ -98,26 +137,45 @@ def select(strategy: Strategy, key: jax.Array, ctx: Context, budget: int) -> np.
   Raises:
     ValueError: if ``budget`` is not in ``[1, #unlabeled]``.
   """
+  return select_timed(strategy, key, ctx, budget)[0]
+
+
+def select_timed(strategy: Strategy, key: jax.Array, ctx: Context, budget: int
+                 ) -> tuple[np.ndarray, dict, dict]:
+  """:func:`select` with the strategy's diagnostics and the seconds of each half.
+
+  Returns:
+    ``(indices, info, seconds)``: ``[budget]`` unique unlabeled indices, the ``info`` dict of
+    the strategy's ``pick`` and ``{"score": s, "select": s}`` (wall seconds of ``score``, and
+    of ``pick`` with the checks).
+
+  Raises:
+    ValueError: if ``budget`` is not in ``[1, #unlabeled]``.
+  """
   budget = check_budget(ctx.labeled, budget)
   k_score, k_pick = jax.random.split(key)
-  return pick(strategy, k_pick, ctx, strategy.score(k_score, ctx), budget)
+  t0 = time.perf_counter()
+  aux = jax.block_until_ready(strategy.score(k_score, ctx))
+  t1 = time.perf_counter()
+  idx, info = pick(strategy, k_pick, ctx, aux, budget)
+  return idx, info, {"score": t1 - t0, "select": time.perf_counter() - t1}
 
 
-def pick(strategy: Strategy, key: jax.Array, ctx: Context, aux: Any, budget: int) -> np.ndarray:
-  """The second half of ``select``: picks from precomputed ``aux`` and checks the result."""
-  return pick_with_info(strategy, key, ctx, aux, budget)[0]
+def pick(strategy: Strategy, key: jax.Array, ctx: Context, aux: Any, budget: int
+         ) -> tuple[np.ndarray, dict]:
+  """The second half of ``select``: picks from precomputed ``aux`` and checks the result.
 
+  Returns:
+    ``(indices, info)``: exactly ``budget`` unique unlabeled indices (:func:`finalize_indices`)
+    and the strategy's diagnostics.
 
-def pick_with_info(strategy: Strategy, key: jax.Array, ctx: Context, aux: Any, budget: int
-                   ) -> tuple[np.ndarray, dict]:
-  """:func:`pick` plus the strategy's diagnostics.
-
-  A strategy's ``pick`` may return ``(indices, info)`` with ``info`` a dict of JSON-able
-  diagnostics (e.g. BRAL-T's RL / selection seconds and reward-net losses); plain index
-  arrays give ``{}``.
+  Raises:
+    TypeError: if the strategy's ``pick`` does not return an ``(indices, dict)`` pair.
   """
   k_pick, k_fill = jax.random.split(key)
   out = strategy.pick(k_pick, ctx, aux, budget)
-  idx, info = out if isinstance(out, tuple) and isinstance(out[1], dict) else (out, {})
-  idx = jax.block_until_ready(idx)
-  return finalize_indices(k_fill, idx, ctx.labeled, budget), info
+  if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+    raise TypeError(f"strategy {strategy.name!r}: pick must return (indices, info_dict), got "
+                    f"{type(out).__name__}")
+  idx = jax.block_until_ready(out[0])
+  return finalize_indices(k_fill, idx, ctx.labeled, budget), out[1]

@@ -3,8 +3,8 @@
 import jax
 import jax.numpy as jnp
 
-from jal import cluster, sharding
-from jal.strategies.base import Context, Strategy
+from jal import cluster, parallel
+from jal.strategies.base import Context, Strategy, no_info
 from jal.train import predict
 
 __all__ = ["coreset_strategy", "kmeans_strategy", "badge_strategy"]
@@ -19,7 +19,7 @@ def coreset_strategy() -> Strategy:
   def pick(key, ctx: Context, out, budget):
     return cluster.kcenter_greedy(out[1], budget, ctx.labeled, chunk_size=ctx.chunk_size,
                                   mesh=ctx.mesh)
-  return Strategy("coreset", _embed, pick)
+  return Strategy("coreset", _embed, no_info(pick))
 
 
 def kmeans_strategy(n_iter: int = 20) -> Strategy:
@@ -29,7 +29,7 @@ def kmeans_strategy(n_iter: int = 20) -> Strategy:
     return cluster.nearest_to_centroids(key, out[1], budget, ~ctx.labeled, n_iter,
                                         mesh=ctx.mesh)
 
-  return Strategy("kmeans", _embed, pick)
+  return Strategy("kmeans", _embed, no_info(pick))
 
 
 @jax.jit
@@ -44,9 +44,9 @@ def badge_strategy() -> Strategy:
   form so the ``[n, K·D]`` matrix is never built. The first centre is drawn uniformly (the
   original takes the largest-norm point)."""
   def pick(key, ctx: Context, out, budget):
-    with sharding.use_mesh(ctx.mesh):  # the factor is computed where the logits live
+    with parallel.use_mesh(ctx.mesh):  # the factor is computed where the logits live
       a = _badge_factor(out[0])
     return cluster.kmeans_plusplus_factored(key, a, out[1], budget, ~ctx.labeled,
                                             mesh=ctx.mesh)
 
-  return Strategy("badge", _embed, pick)
+  return Strategy("badge", _embed, no_info(pick))

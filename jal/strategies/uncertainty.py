@@ -4,8 +4,8 @@ import functools
 
 import jax
 
-from jal import cluster, scores, sharding
-from jal.strategies.base import Context, Strategy
+from jal import cluster, parallel, scores
+from jal.strategies.base import Context, Strategy, no_info
 from jal.train import predict
 
 __all__ = ["random_strategy", "margin_strategy", "entropy_strategy",
@@ -19,17 +19,17 @@ def random_strategy() -> Strategy:
     u = cluster.uniform_scores(key, n, mesh=ctx.mesh)
     return cluster.top_k_unlabeled(u[:n], ctx.labeled, budget, mesh=ctx.mesh)
 
-  return Strategy("random", lambda key, ctx: None, pick)
+  return Strategy("random", lambda key, ctx: None, no_info(pick))
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def _prob_score(score_fn, logits):
-  return sharding.constrain_rows(score_fn(jax.nn.softmax(logits, -1)))
+  return parallel.constrain_rows(score_fn(jax.nn.softmax(logits, -1)))
 
 
 def _top(ctx: Context, score_fn, values, budget):
   """Scores computed where ``values`` live, then the top-k of the unlabeled rows."""
-  with sharding.use_mesh(ctx.mesh):
+  with parallel.use_mesh(ctx.mesh):
     s = score_fn(values)
   return cluster.top_k_unlabeled(s, ctx.labeled, budget, mesh=ctx.mesh)
 
@@ -41,7 +41,7 @@ def _prob_strategy(name, score_fn) -> Strategy:
   def pick(key, ctx: Context, logits, budget):
     return _top(ctx, functools.partial(_prob_score, score_fn), logits, budget)
 
-  return Strategy(name, score, pick)
+  return Strategy(name, score, no_info(pick))
 
 
 def margin_strategy() -> Strategy:
@@ -71,6 +71,6 @@ def bald_strategy(samples: int = 10) -> Strategy:
   def pick(key, ctx: Context, mc, budget):
     return _top(ctx, _bald_score, mc, budget)
 
-  return Strategy("bald", score, pick)
+  return Strategy("bald", score, no_info(pick))
 
 

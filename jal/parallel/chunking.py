@@ -6,7 +6,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jal import sharding
+from jal.parallel import mesh as placement
 
 __all__ = ["chunked_map"]
 
@@ -20,7 +20,7 @@ def chunked_map(fn: Callable[..., Any], arrays: tuple[jax.Array, ...], chunk_siz
   pool of fixed size.
 
   Traced under a mesh with a ``data`` axis of ``D > 1`` devices (``jax.set_mesh``, see
-  ``jal.sharding``), the rows are split into ``D`` contiguous shards and every device maps
+  ``jal.parallel``), the rows are split into ``D`` contiguous shards and every device maps
   ``fn`` over ``chunk_size``-row chunks of its own shard at once: ``D · chunk_size`` rows per
   step, the results sharded along ``data``, no row crossing devices.
 
@@ -42,8 +42,8 @@ def chunked_map(fn: Callable[..., Any], arrays: tuple[jax.Array, ...], chunk_siz
     spec = jax.eval_shape(fn, tuple(jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype)
                                     for a in arrays))
     return jax.tree.map(lambda s: jnp.zeros((0, *s.shape[1:]), s.dtype), spec)
-  if sharding.data_size() > 1:
-    return _sharded_chunked_map(fn, arrays, int(chunk_size), sharding.data_size())
+  if placement.data_size() > 1:
+    return _sharded_chunked_map(fn, arrays, int(chunk_size), placement.data_size())
   chunk = max(1, min(int(chunk_size), n))
   n_chunks = -(-n // chunk)
   starts = jnp.arange(n_chunks, dtype=jnp.int32) * chunk
@@ -65,25 +65,25 @@ def _sharded_chunked_map(fn, arrays, chunk_size, d):
   width = n_chunks * chunk
 
   def prep(a):
-    a = sharding.constrain_rows(sharding.pad_rows(a, d * n_local))
+    a = placement.constrain_rows(placement.pad_rows(a, d * n_local))
     a = a.reshape(d, n_local, *a.shape[1:])
     if width > n_local:  # Each shard repeats its own last row (local, then trimmed).
       a = jnp.concatenate([a, jnp.repeat(a[:, -1:], width - n_local, axis=1)], axis=1)
-    return sharding.constrain_rows(a.reshape(d, n_chunks, chunk, *a.shape[2:]))
+    return placement.constrain_rows(a.reshape(d, n_chunks, chunk, *a.shape[2:]))
 
   blocks = tuple(prep(a) for a in arrays)
 
   def one(c):
-    rows = tuple(sharding.constrain_rows(b[:, c].reshape(d * chunk, *b.shape[3:]))
+    rows = tuple(placement.constrain_rows(b[:, c].reshape(d * chunk, *b.shape[3:]))
                  for b in blocks)
     out = fn(rows)
-    return jax.tree.map(lambda o: sharding.constrain_rows(o.reshape(d, chunk, *o.shape[1:])), out)
+    return jax.tree.map(lambda o: placement.constrain_rows(o.reshape(d, chunk, *o.shape[1:])), out)
 
   out = jax.lax.map(one, jnp.arange(n_chunks, dtype=jnp.int32))  # [n_chunks, d, chunk, ...]
 
   def stitch(o):
     o = jnp.moveaxis(o, 0, 1).reshape(d, width, *o.shape[3:])[:, :n_local]
-    o = sharding.constrain_rows(o.reshape(d * n_local, *o.shape[2:]))
+    o = placement.constrain_rows(o.reshape(d * n_local, *o.shape[2:]))
     return o[:n]
 
   return jax.tree.map(stitch, out)

@@ -1,0 +1,77 @@
+"""Golden cases: every registered strategy on the embedded digits data, and the one-round
+RAMBO / DULO / null trials, with fixed seeds.
+
+``python -m tests.golden.cases`` (from the repository root) records ``selections.json`` beside
+this file; ``tests/test_golden.py`` reruns every case and compares: selected indices
+bit-for-bit, accuracies to 1e-6. Re-record only in a commit that changes results on purpose,
+and say why in that commit and in BUILD_NOTES.md.
+"""
+
+import json
+import pathlib
+import sys
+
+import jax
+
+import jal
+
+GOLDEN = pathlib.Path(__file__).with_name("selections.json")
+
+# Small BRAL-T environment: the digits pool is 1,797 images.
+_BRALT = dict(env=dict(n_state_clusters=3, n_label_clusters=3, actions=2, max_points=64,
+                       rel_epsilon=1e-2, ot_momentum=1.5, num_samplings=3,
+                       steps_per_sampling=4), lam=1.0, pad_to=64, workers=1)
+STRATEGY_KWARGS = {
+    "random": {}, "margin": {}, "entropy": {}, "least_confidence": {}, "bald": {},
+    "coreset": {}, "kmeans": {}, "badge": {},
+    "bral_t": _BRALT, "bral_t_wo_cl": _BRALT, "bral_diffset": _BRALT,
+    "pseudo_score": {}, "gradnd_gt": {},
+}
+CURRICULUM = ("bral_t", "bral_diffset", "pseudo_score", "gradnd_gt")
+ONE_ROUND = ("rambo", "dulo", "null")
+
+
+def loop_case(name: str) -> dict:
+  """Queried indices per round and test accuracies of ``name`` on digits (seed 0)."""
+  data = jal.data.load("digits")
+  net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(32,),
+                     dropout=0.25 if name == "bald" else 0.0)
+  tc = jal.TrainConfig(epochs=20, batch_size=32, superloss=name in CURRICULUM)
+  hist = jal.run_loop(jax.random.key(0), data, net, tc,
+                      jal.get_strategy(name, **STRATEGY_KWARGS[name]),
+                      jal.LoopConfig(init_size=30, budget=15, rounds=2), verbose=False)
+  return {"queried": [r["queried"] for r in hist.rounds[:-1]],
+          "test_accuracy": hist.accuracies}
+
+
+def one_round_case(name: str) -> dict:
+  """Validation / test accuracy of a one-round trial on digits (``rambo_smoke`` settings)."""
+  from jal.rambo import BilevelConfig, RamboConfig, run_one_round
+  data = jal.data.load("digits")
+  net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(32,))
+  tc = jal.TrainConfig(epochs=5, batch_size=64, stop_train_acc=0.99)
+  cfg = RamboConfig(k=30, budget=10, k1=20, b=5, n_aug=4, offline_pairs=6, offline_steps=5,
+                    m_factor=2, fit_chunk=6, dulo_candidates=20, ot_debiased=False,
+                    utility=BilevelConfig(outer_steps=2, inner_steps=3, cg_steps=2))
+  res = run_one_round(jax.random.key(0), data, net, tc, cfg, name)
+  return {"val_accuracy": res["val_accuracy"], "test_accuracy": res["test_accuracy"]}
+
+
+def run_case(name: str) -> dict:
+  return one_round_case(name) if name in ONE_ROUND else loop_case(name)
+
+
+def all_cases() -> tuple[str, ...]:
+  return (*STRATEGY_KWARGS, *ONE_ROUND)
+
+
+def main(names: list[str]) -> None:
+  out = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+  for name in names or all_cases():
+    out[name] = run_case(name)
+    print(name, out[name].get("test_accuracy"), flush=True)
+  GOLDEN.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])

@@ -1,0 +1,32 @@
+"""What jal computes must not change by accident: every strategy's recorded selections.
+
+Reruns each case of ``tests/golden/cases.py`` and compares it with ``selections.json``:
+queried indices bit-for-bit, accuracies to 1e-6.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.golden import cases
+
+_GOLDEN = json.loads(cases.GOLDEN.read_text())
+
+
+def test_every_registered_strategy_has_a_golden():
+  import jal
+  assert set(jal.STRATEGIES) <= set(_GOLDEN), sorted(set(jal.STRATEGIES) - set(_GOLDEN))
+
+
+@pytest.mark.parametrize("name", cases.all_cases())
+def test_golden_selection(name):
+  want, got = _GOLDEN[name], cases.run_case(name)
+  assert set(got) == set(want)
+  for k in want:
+    if k == "queried":
+      assert len(got[k]) == len(want[k])
+      for r, (g, w) in enumerate(zip(got[k], want[k])):
+        assert g == w, f"{name}: round {r} queried other indices"
+    else:
+      np.testing.assert_allclose(got[k], want[k], atol=1e-6, err_msg=f"{name}: {k}")
