@@ -114,7 +114,7 @@ def top_k_unlabeled(scores: jax.Array, labeled: jax.Array, budget: int, *, mesh=
   """Indices ``[budget]`` of the highest ``scores`` among unlabeled rows (ties: lower index).
 
   With ``mesh=None`` this is ``lax.top_k`` of the masked scores and may be called inside
-  ``jit``. With a mesh, each device takes the top ``budget`` of its shard and one ``top_k``
+  ``jit`` (``budget`` static). With a mesh, each device takes the top ``budget`` of its shard and one ``top_k``
   merges the ``devices · budget`` candidates (same result).
 
   Args:
@@ -126,8 +126,8 @@ def top_k_unlabeled(scores: jax.Array, labeled: jax.Array, budget: int, *, mesh=
   Returns:
     ``[budget]`` int32 row indices, best first.
   """
-  if mesh is None:
-    return _top_k(scores, labeled, budget)
+  if mesh is None:  # one jitted program also when called eagerly (inlined under jit)
+    return _top_k_jit(scores, labeled, int(budget))
   s, lab = _place(mesh, (scores, -jnp.inf), (labeled, True))
   with parallel.use_mesh(mesh):
     return _top_k_jit(s, lab, int(budget))
