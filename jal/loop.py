@@ -188,6 +188,24 @@ def _try_resume(workdir, config: dict, key):
     return z["mask"].astype(bool), int(z["next_round"]), history, state
 
 
+def _check_finite_inputs(data: Dataset) -> None:
+  """Rejects NaN / Inf in the pool and test images before any training."""
+  for split in ("x_train", "x_test", "x_val"):
+    x = getattr(data, split)
+    if x is None or (isinstance(x, jax.Array) and not x.is_fully_addressable):
+      continue  # a multi-process pool is checked where each process loads its rows
+    bad = int(np.size(x) - np.count_nonzero(np.isfinite(np.asarray(x))))
+    if bad:
+      raise ValueError(f"{data.name}: {split} holds {bad} non-finite values (NaN / Inf); "
+                       "clean the data before running")
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
+                              if jnp.issubdtype(a.dtype, jnp.inexact)]))
+
+
 @contextlib.contextmanager
 def workdir_lock(workdir: str | os.PathLike):
   """Holds ``workdir/.lock`` for the duration: a second run on the same workdir is refused.
@@ -289,6 +307,7 @@ def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, ve
   main = parallel.is_main_process()
   verbose = verbose and main
   loop_config.validate(n)
+  _check_finite_inputs(data)
   config = {"dataset": data.name, "model": net.name, "strategy": strategy.name,
             **dataclasses.asdict(loop_config), "train": dataclasses.asdict(train_config),
             **(extra_config or {})}
@@ -315,6 +334,11 @@ def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, ve
     res = fit_fn(k_fit, net, train_config, x, y, jnp.asarray(_pad_mask(mask, x.shape[0])),
                  mesh=mesh)
     jax.block_until_ready(res.variables)
+    if not _all_finite(res.variables):
+      raise FloatingPointError(
+          f"round {r}: training diverged (non-finite parameters after {int(res.epochs)} "
+          f"epochs, learning rate {train_config.learning_rate:g}); lower the learning rate "
+          "or check the inputs; no selection was made from this model")
     t_train = time.perf_counter() - t0
     acc = accuracy(net, res.variables, data.x_test, data.y_test, loop_config.chunk_size)
     rec = {"round": r, "n_labeled": int(mask.sum()), "test_accuracy": acc,

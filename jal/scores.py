@@ -8,6 +8,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jal import parallel
@@ -15,6 +16,7 @@ from jal.models.net import Net, Variables
 from jal.parallel.chunking import chunked_map
 
 __all__ = [
+    "check_labels",
     "lambertw0", "superloss_sigma", "superloss_weights", "el2n_from_logits", "el2n", "grand",
     "margin_score", "entropy_score", "least_confidence_score", "bald_score", "mc_probs",
 ]
@@ -108,6 +110,27 @@ def _el2n(net, variables, x, y, chunk_size):
 _el2n_jit = jax.jit(_el2n, static_argnums=(0, 4))
 
 
+def check_labels(x, y, num_classes: int) -> None:
+  """Raises ``ValueError`` unless ``y`` is ``[n]`` integer labels in ``[0, num_classes)``
+  for ``x`` ``[n, ...]`` (multi-process global arrays are checked for shape only)."""
+  if np.ndim(y) != 1 or np.shape(y)[0] != np.shape(x)[0]:
+    raise ValueError(f"y must be [n] = [{np.shape(x)[0]}] labels, got shape {np.shape(y)}")
+  if not jnp.issubdtype(jnp.result_type(y), jnp.integer):
+    raise ValueError(f"labels must be integers, got dtype {jnp.result_type(y)}")
+  if isinstance(y, jax.Array) and not y.is_fully_addressable:
+    return
+  yy = np.asarray(y)
+  if yy.size and (yy.min() < 0 or yy.max() >= num_classes):
+    raise ValueError(f"labels must lie in [0, {num_classes}), got range "
+                     f"[{yy.min()}, {yy.max()}]")
+
+
+def _check_chunk(chunk_size) -> int:
+  if not (int(chunk_size) == chunk_size and chunk_size >= 1):
+    raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+  return int(chunk_size)
+
+
 def _on_mesh(mesh, fn, variables, *args):
   """Runs ``fn(variables, *args)`` as is, or under ``mesh`` with replicated variables (the
   chunked pool work is then split along ``data``, see ``jal.parallel.chunking.chunked_map``)."""
@@ -121,7 +144,9 @@ def el2n(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
          chunk_size: int = 1024, *, mesh=None) -> jax.Array:
   """EL2N scores ``[n]`` of ``(x [n, ...], y [n])`` under the model, in eval mode (rows
   split along ``data`` when a ``jal.parallel`` ``mesh`` is given)."""
-  return _on_mesh(mesh, lambda v, *a: _el2n_jit(net, v, *a), variables, x, y, int(chunk_size))
+  check_labels(x, y, net.num_classes)
+  return _on_mesh(mesh, lambda v, *a: _el2n_jit(net, v, *a), variables, x, y,
+                  _check_chunk(chunk_size))
 
 
 def _grand(net, variables, x, y, chunk_size):
@@ -160,7 +185,9 @@ def grand(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
   Returns:
     ``[n]`` gradient norms.
   """
-  return _on_mesh(mesh, lambda v, *a: _grand_jit(net, v, *a), variables, x, y, int(chunk_size))
+  check_labels(x, y, net.num_classes)
+  return _on_mesh(mesh, lambda v, *a: _grand_jit(net, v, *a), variables, x, y,
+                  _check_chunk(chunk_size))
 
 
 def margin_score(probs: jax.Array) -> jax.Array:

@@ -149,3 +149,19 @@ def test_a_workdir_that_is_a_file_is_refused_before_training(data, net, tmp_path
   f.write_text("x")
   with pytest.raises(ValueError, match="cannot use workdir"):
     _run(data, net, workdir=str(f / "sub"))
+
+
+def test_diverged_training_stops_the_run_before_any_selection(data, net, tmp_path):
+  bad = jal.TrainConfig(epochs=3, batch_size=16, learning_rate=1e20)
+  with pytest.raises(FloatingPointError, match="round 0: training diverged"):
+    jal.run_loop(jax.random.key(0), data, net, bad, jal.get_strategy("margin"), LOOP,
+                 verbose=False, workdir=str(tmp_path))
+  assert not (tmp_path / "history.json").exists()
+
+
+def test_non_finite_pixels_are_rejected_before_training(data, net):
+  x = np.array(data.x_train)
+  x[5, 2, 3, 0] = np.nan
+  with pytest.raises(ValueError, match="x_train holds 1 non-finite"):
+    jal.run_loop(jax.random.key(0), data._replace(x_train=x), net, TRAIN,
+                 jal.get_strategy("margin"), LOOP, verbose=False)

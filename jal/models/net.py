@@ -121,6 +121,11 @@ def make_net(name: str, input_shape: tuple[int, int, int], num_classes: int, **k
     raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
   if len(input_shape) != 3:
     raise ValueError(f"input_shape must be (H, W, C), got {input_shape}")
+  if not (int(num_classes) == num_classes and num_classes >= 2):
+    raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+  dropout = kwargs.get("dropout", 0.0)
+  if dropout is not None and not 0 <= float(dropout) < 1:
+    raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
   ctor = MODELS[name]
   input_shape = tuple(int(s) for s in input_shape)
   abstract = nnx.eval_shape(lambda: ctor(input_shape, num_classes, nnx.Rngs(0), **kwargs))
@@ -131,5 +136,5 @@ def make_net(name: str, input_shape: tuple[int, int, int], num_classes: int, **k
     _, params, extra = nnx.split(model, nnx.Param, ...)
     return Variables(params, extra)
 
-  return Net(graphdef, name, num_classes, int(abstract.embed_dim),
+  return Net(graphdef, name, int(num_classes), int(abstract.embed_dim),
              float(abstract.dropout_rate), init)

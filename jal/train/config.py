@@ -42,7 +42,20 @@ class TrainConfig:
 
   def __post_init__(self):
     if self.epochs < 1 or self.batch_size < 1:
-      raise ValueError("epochs and batch_size must be >= 1")
+      raise ValueError(f"epochs and batch_size must be >= 1, got epochs={self.epochs}, "
+                       f"batch_size={self.batch_size}")
+    if not 0 < self.learning_rate < float("inf"):
+      raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate}")
+    if not 0 <= self.weight_decay < float("inf"):
+      raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+    if self.stop_train_acc is not None and not 0 <= self.stop_train_acc <= 1:
+      raise ValueError(f"stop_train_acc must lie in [0, 1] (or be None), got "
+                       f"{self.stop_train_acc}")
+    if self.superloss_tau is not None and not self.superloss_tau > 0:
+      raise ValueError(f"superloss_tau must be > 0 (or None for log K), got "
+                       f"{self.superloss_tau}")
+    if not self.superloss_lam > 0:
+      raise ValueError(f"superloss_lam must be > 0, got {self.superloss_lam}")
     if self.optimizer not in ("adam", "sgd"):
       raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
     if self.augment not in ("none", "crop_flip"):
