@@ -6,6 +6,7 @@ with ``jax_num_cpu_devices=8`` and asserts on its output. Shapes are tiny.
   python tests/jal/cluster/sharded_worker.py [num_devices]
 """
 
+import importlib
 import json
 import re
 import sys
@@ -18,8 +19,11 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jal import cluster, sharding  # noqa: E402
-from jal.cluster import kcenter, kmeans, topk  # noqa: E402
+from jal import cluster, parallel  # noqa: E402
+
+# The modules (``jal.cluster.kmeans`` the attribute is the function of that name).
+kcenter, kmeans, topk = (importlib.import_module(f"jal.cluster.{m}")
+                         for m in ("kcenter", "kmeans", "topk"))
 
 N = 256        # a multiple of 8
 N_ODD = 203    # not a multiple of 8: padded inside
@@ -41,7 +45,7 @@ def _spec(a):
 
 def _largest_all_gather(jitted, mesh, *args, **kwargs):
   """Elements of the largest all-gather result in the compiled HLO (0 if none)."""
-  with sharding.use_mesh(mesh):
+  with parallel.use_mesh(mesh):
     txt = jitted.lower(*args, **kwargs).compile().as_text()
   sizes = [0]
   for m in re.finditer(r"= \(?([a-z0-9]+)\[([0-9,]*)\][^=]*? all-gather\(", txt):
@@ -61,7 +65,7 @@ def _pool(n, seed):
 
 def main():
   out = {"devices": jax.device_count(), "n": N}
-  mesh = sharding.make_mesh()
+  mesh = parallel.make_mesh()
   key = jax.random.key(0)
   for n, tag in ((N, ""), (N_ODD, "_odd")):
     labeled, lab, emb, a, sc = _pool(n, 0 if n == N else 5)
@@ -107,14 +111,14 @@ def main():
     out["grouped_spec" + tag] = _spec(g8.assignment)
   rows = jnp.asarray([0, 33, 255, 128, 33], jnp.int32)
   x = jnp.arange(N * 3, dtype=jnp.float32).reshape(N, 3)
-  with sharding.use_mesh(mesh):
-    got = jax.jit(cluster.gather_rows)(sharding.shard_rows(x, mesh), rows)
+  with parallel.use_mesh(mesh):
+    got = jax.jit(cluster.gather_rows)(parallel.shard_rows(x, mesh), rows)
   out["gather_rows_same"] = _same(got, x[rows])
 
   # No pool-sized all-gather in the compiled programs.
   labeled, lab, emb, a, sc = _pool(N, 0)
-  xs, av = sharding.shard_rows(emb, mesh), sharding.shard_rows(~lab, mesh)
-  sp, lp = sharding.shard_rows(sc, mesh), sharding.shard_rows(lab, mesh)
+  xs, av = parallel.shard_rows(emb, mesh), parallel.shard_rows(~lab, mesh)
+  sp, lp = parallel.shard_rows(sc, mesh), parallel.shard_rows(lab, mesh)
   out["max_all_gather"] = {
       "top_k": _largest_all_gather(topk._top_k_jit, mesh, sp, lp, budget=20),
       "kcenter": _largest_all_gather(
@@ -123,7 +127,7 @@ def main():
       "kmeans_pp": _largest_all_gather(kmeans._kpp_euclidean, mesh, key, xs, k=10, mask=av,
                                        sq_norms=None),
       "kmeans_pp_factored": _largest_all_gather(
-          kmeans._kpp_factored, mesh, key, sharding.shard_rows(a, mesh), xs, k=10, mask=av),
+          kmeans._kpp_factored, mesh, key, parallel.shard_rows(a, mesh), xs, k=10, mask=av),
       "kmeans": _largest_all_gather(kmeans._kmeans, mesh, key, xs, k=5, mask=av, n_iter=20,
                                     n_init=1, tol=1e-6),
   }

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jal import cluster, sharding
+from jal import cluster, parallel
 
 _REPO = pathlib.Path(__file__).resolve().parents[3]
 _WORKER = pathlib.Path(__file__).with_name("sharded_worker.py")
@@ -90,7 +90,7 @@ def _pool(n=13, d=3, seed=1):
 
 
 def test_one_device_mesh_equals_none():
-  mesh, key = sharding.make_mesh(), jax.random.key(3)
+  mesh, key = parallel.make_mesh(), jax.random.key(3)
   x, lab, s = _pool()
   m = dict(mesh=mesh)
   np.testing.assert_array_equal(cluster.top_k_unlabeled(s, lab, 5, **m),
@@ -113,7 +113,7 @@ def test_one_device_mesh_equals_none():
 
 
 def test_mesh_rejects_what_it_cannot_shard():
-  mesh, key = sharding.make_mesh(), jax.random.key(0)
+  mesh, key = parallel.make_mesh(), jax.random.key(0)
   x, lab, _ = _pool()
   with pytest.raises(ValueError, match="dist_fn"):
     cluster.kmeans_plusplus(key, x, 3, dist_fn=cluster.euclidean_sq_dist(x), mesh=mesh)
