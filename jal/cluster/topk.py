@@ -141,8 +141,9 @@ def _uniform_scores(key, n, n_pad):
 def uniform_scores(key: jax.Array, n: int, *, mesh=None) -> jax.Array:
   """``jax.random.uniform(key, (n,))``; with a mesh padded to ``[n_pad]`` (zeros) and split
   along ``data`` (the first ``n`` draws do not depend on the mesh: partitionable threefry).
+  Not for use inside ``jit`` (call ``jax.random.uniform`` there).
   """
-  if mesh is None:
-    return jax.random.uniform(key, (n,))
+  if mesh is None:  # one jitted program (n_pad == n: no padding)
+    return _uniform_scores(key, int(n), int(n))
   with parallel.use_mesh(mesh):
     return _uniform_scores(key, int(n), parallel.padded_size(n, mesh.shape[parallel.DATA]))

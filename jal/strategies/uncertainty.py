@@ -15,9 +15,9 @@ __all__ = ["random_strategy", "margin_strategy", "entropy_strategy",
 def random_strategy() -> Strategy:
   """Uniform sampling of unlabeled rows (DeepAL+ ``RandomSampling``)."""
   def pick(key, ctx: Context, aux, budget):
-    n = ctx.labeled.shape[0]
-    u = cluster.uniform_scores(key, n, mesh=ctx.mesh)
-    return cluster.top_k_unlabeled(u[:n], ctx.labeled, budget, mesh=ctx.mesh)
+    # Under a mesh u is [n_pad]; top_k_unlabeled pads labeled (True) to match.
+    u = cluster.uniform_scores(key, ctx.labeled.shape[0], mesh=ctx.mesh)
+    return cluster.top_k_unlabeled(u, ctx.labeled, budget, mesh=ctx.mesh)
 
   return Strategy("random", lambda key, ctx: None, no_info(pick))
 
