@@ -114,8 +114,9 @@ def top_k_unlabeled(scores: jax.Array, labeled: jax.Array, budget: int, *, mesh=
   """Indices ``[budget]`` of the highest ``scores`` among unlabeled rows (ties: lower index).
 
   With ``mesh=None`` this is ``lax.top_k`` of the masked scores and may be called inside
-  ``jit`` (``budget`` static). With a mesh, each device takes the top ``budget`` of its shard and one ``top_k``
-  merges the ``devices · budget`` candidates (same result).
+  ``jit`` (``budget`` static). With a mesh, each device takes the top ``budget`` of its shard
+  and one ``top_k`` merges the ``devices · budget`` candidates (same result); ``scores`` and
+  ``labeled`` may then also come padded (``labeled`` True on the padding).
 
   Args:
     scores: ``[n]`` scores (higher is picked first).
