@@ -29,7 +29,9 @@ def eight():
   """The JSON report of ``sharding_worker.py`` on 8 fake CPU devices."""
   env = dict(os.environ, PYTHONPATH=str(_REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env.pop("XLA_FLAGS", None)
-  proc = subprocess.run([sys.executable, str(_REPO / "tests" / "sharding_worker.py"), "8"],
+  # -P: the script's folder (tests/, which holds the test package tests/jal) is not put first
+  # on sys.path, so ``import jal`` finds the library.
+  proc = subprocess.run([sys.executable, "-P", str(_REPO / "tests" / "sharding_worker.py"), "8"],
                         capture_output=True, text=True, env=env, timeout=600)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("JSON")]
   assert proc.returncode == 0 and lines, proc.stderr[-3000:]
