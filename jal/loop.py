@@ -29,7 +29,7 @@ from jal import metrics, parallel
 from jal.data.dataset import Dataset
 from jal.models.net import Net
 from jal.strategies import Context, Strategy, select_timed
-from jal.train import TrainConfig, accuracy, fit
+from jal.train import TrainConfig, accuracy, all_finite, fit
 
 __all__ = ["LoopConfig", "History", "initial_mask", "label", "run_loop", "workdir_lock",
            "STATE_STREAM"]
@@ -200,12 +200,6 @@ def _check_finite_inputs(data: Dataset) -> None:
                        "clean the data before running")
 
 
-@jax.jit
-def _all_finite(tree) -> jax.Array:
-  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
-                              if jnp.issubdtype(a.dtype, jnp.inexact)]))
-
-
 @contextlib.contextmanager
 def workdir_lock(workdir: str | os.PathLike):
   """Holds ``workdir/.lock`` for the duration: a second run on the same workdir is refused.
@@ -334,7 +328,7 @@ def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, ve
     res = fit_fn(k_fit, net, train_config, x, y, jnp.asarray(_pad_mask(mask, x.shape[0])),
                  mesh=mesh)
     jax.block_until_ready(res.variables)
-    if not _all_finite(res.variables):
+    if not all_finite(res.variables):
       raise FloatingPointError(
           f"round {r}: training diverged (non-finite parameters after {int(res.epochs)} "
           f"epochs, learning rate {train_config.learning_rate:g}); lower the learning rate "

@@ -81,7 +81,7 @@ def test_one_round_rambo_smoke_end_to_end(tmp_path, strategy):
 
 def test_refinement_pairs_keep_offline_pairs_when_asked(monkeypatch):
   """R7 alternative: D holds the offline pairs (true utilities) before the augmented ones."""
-  from jal.rambo import protocol
+  from jal.rambo import protocol, training
   config = one_round.resolve("rambo_smoke", {"offline_in_d": True})
   cfg = one_round.rambo_config(config)
   assert cfg.offline_in_d and not one_round.rambo_config(
@@ -90,20 +90,18 @@ def test_refinement_pairs_keep_offline_pairs_when_asked(monkeypatch):
   net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(8,))
   tc = jal.TrainConfig(epochs=2, batch_size=8)
   seen = []
-  monkeypatch.setattr(protocol, "train_plain", lambda sn, c, p, *a, **k: p)
+  monkeypatch.setattr(training, "train_plain", lambda sn, c, p, *a, **k: p)
 
   def fake_bilevel(set_net, u_cfg, params, pool, d, lam=None, **kw):
     seen.append(jax.tree.map(np.asarray, d))
     return params, lam, jnp.zeros(0)
 
-  monkeypatch.setattr(protocol, "train_bilevel", fake_bilevel)
-  # Acquisition and the final classifier are beside the point here (and slow to compile).
-  monkeypatch.setattr(protocol, "fit", lambda *a, **k: jal.FitResult(None, 0, 0.0))
-  monkeypatch.setattr(protocol, "rambo_select", lambda *a, **k: np.arange(cfg.budget))
-  monkeypatch.setattr(protocol, "_final", lambda *a, **k: {})
+  monkeypatch.setattr(training, "train_bilevel", fake_bilevel)
+  # Only the utility model's training (no acquisition, no final classifier).
   key = jax.random.key(3)
   off = protocol.prepare_offline(key, data, net, tc, cfg)
-  protocol.run_rambo(key, data, net, tc, cfg, offline=off)
+  x0, y0 = data.x_train[off.s0], data.y_train[off.s0]
+  training.fit_rambo_utility(key, cfg, net, tc, x0, y0, data.x_val, data.y_val, off)
   tau1, n, p = (cfg.k - cfg.k1) // cfg.b, cfg.n_aug, off.pairs.weight.shape[0]
   assert len(seen) == tau1
   for i, d in enumerate(seen):

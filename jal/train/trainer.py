@@ -19,7 +19,7 @@ from jal.models.net import Net, Variables
 from jal.train import epoch
 from jal.train.config import TrainConfig
 
-__all__ = ["FitResult", "fit", "fit_many", "check_pool", "place"]
+__all__ = ["FitResult", "fit", "fit_many", "check_pool", "place", "all_finite"]
 
 
 class FitResult(NamedTuple):
@@ -166,3 +166,15 @@ def fit_many(keys: jax.Array, net: Net, config: TrainConfig, x: jax.Array, y: ja
     state, x, y, masks = place(mesh, state, x, y, masks)
     return _run(True, net, config, state, split[:, 1], x, y, masks, verbose,
                 f"fit_many[{keys.shape[0]}]")
+
+
+@jax.jit
+def _finite(tree) -> jax.Array:
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
+                              if jnp.issubdtype(a.dtype, jnp.inexact)]))
+
+
+def all_finite(tree) -> bool:
+  """Whether every float leaf of ``tree`` (e.g. trained ``Variables``) is finite: training
+  that diverged (too large a learning rate, NaN inputs) leaves NaN / Inf parameters."""
+  return bool(_finite(tree))

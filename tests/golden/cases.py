@@ -45,7 +45,8 @@ def loop_case(name: str) -> dict:
 
 
 def one_round_case(name: str) -> dict:
-  """Validation / test accuracy of a one-round trial on digits (``rambo_smoke`` settings)."""
+  """Selected indices and validation / test accuracy of a one-round trial on digits
+  (``rambo_smoke`` settings)."""
   from jal.rambo import BilevelConfig, RamboConfig, run_one_round
   data = jal.data.load("digits")
   net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(32,))
@@ -54,7 +55,8 @@ def one_round_case(name: str) -> dict:
                     m_factor=2, fit_chunk=6, dulo_candidates=20, ot_debiased=False,
                     utility=BilevelConfig(outer_steps=2, inner_steps=3, cg_steps=2))
   res = run_one_round(jax.random.key(0), data, net, tc, cfg, name)
-  return {"val_accuracy": res["val_accuracy"], "test_accuracy": res["test_accuracy"]}
+  return {"queried": [res["selected"]], "val_accuracy": res["val_accuracy"],
+          "test_accuracy": res["test_accuracy"]}
 
 
 def run_case(name: str) -> dict:

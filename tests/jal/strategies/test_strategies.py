@@ -99,10 +99,13 @@ def _check_top_k(idx, score, labeled, budget, tol=1e-6):
 
 
 # BRAL-T's strategies run 30 RL samplings (~40 s each here): in the slow suite for these
-# generic contract tests; tests/test_bralt*.py cover them in the default suite.
+# generic contract tests; tests/test_bralt.py and tests/jal/bralt/ cover them in the default suite.
 _BRALT = ("bral_t", "bral_t_wo_cl", "bral_diffset", "pseudo_score", "gradnd_gt")
+# RAMBO / DULO / null are one-round methods (S₀ of k = k1 + τ₁·b points, B a multiple of b, a
+# validation split): tests/jal/rambo/test_strategy.py runs them through the loop.
+_ONE_ROUND = ("rambo", "dulo", "null")
 _STRATEGY_PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n in _BRALT else n
-                    for n in sorted(STRATEGIES)]
+                    for n in sorted(STRATEGIES) if n not in _ONE_ROUND]
 
 @pytest.mark.parametrize("name", _STRATEGY_PARAMS)
 def test_select_contract(ctx, name):
