@@ -240,7 +240,7 @@ def _pool(data: Dataset, mesh) -> tuple[jax.Array, jax.Array]:
   Single process (with or without a mesh): ``data``'s train split as is. Under a mesh that
   spans several processes: global ``[n_pad, ...]`` arrays split along ``data`` in which each
   process holds only its rows (``parallel.process_pool``); ``data.x_train`` may already be
-  such a global array (``experiments.common.run`` builds it and drops the full images).
+  such a global array (``experiments.runs.run_al`` builds it and drops the full images).
   ``data.y_train`` ``[n]`` stays whole on every host (class counts, label checks).
   """
   if not parallel.is_multiprocess_mesh(mesh):

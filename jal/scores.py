@@ -112,13 +112,14 @@ _el2n_jit = jax.jit(_el2n, static_argnums=(0, 4))
 
 def check_labels(x, y, num_classes: int) -> None:
   """Raises ``ValueError`` unless ``y`` is ``[n]`` integer labels in ``[0, num_classes)``
-  for ``x`` ``[n, ...]`` (multi-process global arrays are checked for shape only)."""
+  for ``x`` ``[n, ...]`` (traced or multi-process arrays are checked for shape only)."""
   if np.ndim(y) != 1 or np.shape(y)[0] != np.shape(x)[0]:
     raise ValueError(f"y must be [n] = [{np.shape(x)[0]}] labels, got shape {np.shape(y)}")
   if not jnp.issubdtype(jnp.result_type(y), jnp.integer):
     raise ValueError(f"labels must be integers, got dtype {jnp.result_type(y)}")
-  if isinstance(y, jax.Array) and not y.is_fully_addressable:
-    return
+  if isinstance(y, jax.core.Tracer) or (isinstance(y, jax.Array) and
+                                         not y.is_fully_addressable):
+    return  # traced by an outer jit, or spread over processes: shapes only
   yy = np.asarray(y)
   if yy.size and (yy.min() < 0 or yy.max() >= num_classes):
     raise ValueError(f"labels must lie in [0, {num_classes}), got range "

@@ -61,3 +61,10 @@ def test_scores_reject_chunk_size_zero(model):
   net, v = model
   with pytest.raises(ValueError, match="chunk_size"):
     jal.scores.el2n(net, v, jnp.zeros((6, 8, 8, 1)), jnp.zeros(6, jnp.int32), 0)
+
+
+def test_scores_stay_traceable_under_an_outer_jit(model):
+  net, v = model
+  x, y = jnp.zeros((6, 8, 8, 1)), jnp.zeros(6, jnp.int32)
+  f = jax.jit(lambda yy: jal.scores.el2n(net, v, x, yy))
+  np.testing.assert_allclose(f(y), jal.scores.el2n(net, v, x, y), rtol=1e-6)
