@@ -16,14 +16,12 @@ from jal import (
   bralt,
   cluster,
   data,
-  grouped_kmeans,
   loop,
   metrics,
   models,
   parallel,
   rambo,
   scores,
-  sharded_select,
   strategies,
   train,
 )
@@ -39,8 +37,8 @@ sharding = parallel
 __version__ = "0.1.0"
 
 __all__ = [
-    "bralt", "cluster", "data", "grouped_kmeans", "loop", "metrics", "models", "parallel",
-    "rambo", "scores", "sharded_select", "strategies", "train",
+    "bralt", "cluster", "data", "loop", "metrics", "models", "parallel", "rambo", "scores",
+    "strategies", "train",
     "make_mesh",
     "History", "LoopConfig", "initial_mask", "label", "run_loop",
     "Net", "Variables", "make_net",

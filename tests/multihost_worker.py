@@ -35,7 +35,7 @@ def compute(mesh, workdir: str) -> dict:
   from jax.experimental import multihost_utils
 
   import jal
-  from jal import parallel, sharded_select
+  from jal import cluster, parallel
 
   def host(a, n=N):  # the global array, whole, on this host (test-side comparison only)
     if isinstance(a, jax.Array) and not a.is_fully_addressable:
@@ -73,10 +73,7 @@ def compute(mesh, workdir: str) -> dict:
   with parallel.use_mesh(mesh):
     margin = jax.jit(lambda l: parallel.constrain_rows(
         jal.scores.margin_score(jax.nn.softmax(l, -1))))(logits)
-  if mesh is None:
-    top = jal.strategies.top_k_unlabeled(margin, jnp.asarray(labeled), BUDGET)
-  else:
-    top = sharded_select.top_k_unlabeled(margin, jnp.asarray(labeled), BUDGET, mesh)
+  top = cluster.top_k_unlabeled(margin, jnp.asarray(labeled), BUDGET, mesh=mesh)
   out["topk_margin"] = np.asarray(top).tolist()
   ctx = jal.Context(net, v, x, y, jnp.asarray(labeled), 10, 16, mesh)
   for name in ("random", "margin"):

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import jal  # noqa: E402
-from jal import cluster, parallel, sharded_select  # noqa: E402
+from jal import parallel  # noqa: E402
 
 N = 256       # pool rows, a multiple of 8
 N_LAB = 40
@@ -130,38 +130,7 @@ def main():
     out[f"picks_{name}"] = picks
   out["round_same"] = same
 
-  # 4. sharded selection primitives: equality, output shardings, no pool-sized all-gather.
-  emb = jax.random.normal(jax.random.key(2), (N, 6))
-  a = jax.random.normal(jax.random.key(3), (N, 4))
-  lab = jnp.asarray(labeled)
-  sc = jnp.round(jax.random.normal(jax.random.key(4), (N,)), 1)  # many ties
-  out["topk_same"] = np.array_equal(sharded_select.top_k_unlabeled(sc, lab, 20, mesh),
-                                    jal.strategies.top_k_unlabeled(sc, lab, 20))
-  out["kcenter_same"] = np.array_equal(
-      sharded_select.kcenter_greedy(emb, 15, labeled, mesh, chunk_size=8),
-      cluster.kcenter_greedy(emb, 15, lab, chunk_size=8))
-  out["kpp_factored_same"] = np.array_equal(
-      sharded_select.kmeans_plusplus_factored(key, a, emb, 10, ~lab, mesh),
-      cluster.kmeans_plusplus_factored(key, a, emb, 10, ~lab))
-  k8 = sharded_select.kmeans(key, emb, 5, ~lab, mesh, n_iter=20)
-  k1 = cluster.kmeans(key, emb, 5, ~lab, n_iter=20)
-  out["kmeans_same_assignment"] = np.array_equal(k8.assignment, k1.assignment)
-  out["kmeans_inertia_rel"] = _max_rel(k8.inertia, k1.inertia)
-  out["kmeans_specs"] = [_spec(k8.assignment), _spec(k8.centroids)]
-  xs, av = parallel.shard_rows(emb, mesh), parallel.shard_rows(~lab, mesh)
-  sp, lp = parallel.shard_rows(sc, mesh), parallel.shard_rows(lab, mesh)
-  out["max_all_gather"] = {
-      "top_k": _largest_all_gather(sharded_select._top_k, mesh, sp, lp, budget=20),
-      "kcenter": _largest_all_gather(
-          sharded_select._kcenter, mesh, xs, av, jnp.arange(64, dtype=jnp.int32),
-          jnp.arange(64) < N_LAB, jnp.zeros((N,)), budget=15, chunk=8),
-      "kmeans_pp_factored": _largest_all_gather(
-          sharded_select._kpp_factored, mesh, key, parallel.shard_rows(a, mesh), xs, av, k=10),
-      "kmeans": _largest_all_gather(sharded_select._kmeans, mesh, key, xs, av, k=5, n_iter=20,
-                                    tol=1e-6),
-  }
   bralt_section(out, mesh, net, r1.variables, x, y, labeled)
-  out["n"] = N
   print("JSON" + json.dumps(out))
 
 

@@ -11,7 +11,7 @@ _REPO = pathlib.Path(__file__).resolve().parents[1]
 # Lower layers never import higher ones; a package may import its own layer.
 LAYERS = {
     "parallel": 0, "models": 1, "data": 1, "metrics": 1, "scores": 2, "train": 3,
-    "cluster": 4, "sharded_select": 4, "grouped_kmeans": 4, "strategies": 5,
+    "cluster": 4, "strategies": 5,
     "bralt": 6, "rambo": 6, "loop": 7,
 }
 MAX_LINES = 400

@@ -68,7 +68,9 @@ def reports(tmp_path_factory):
   """``(multi-process reports [2], single-process reference, workdir)``."""
   workdir = tmp_path_factory.mktemp("multihost")
   port = str(_free_port())
-  procs, logs = _start([[sys.executable, str(_WORKER), str(i), "2", port, "2", str(workdir)]
+  # -P: tests/ (which holds the test package tests/jal) stays off sys.path, so ``import jal``
+  # finds the library.
+  procs, logs = _start([[sys.executable, "-P", str(_WORKER), str(i), "2", port, "2", str(workdir)]
                         for i in range(2)], tmp_path_factory.mktemp("logs"))
   # The reference (one process, one device, no mesh) runs here while the workers run.
   spec = importlib.util.spec_from_file_location("multihost_worker", _WORKER)

@@ -109,22 +109,14 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
   jax.block_until_ready((emb, logits, labeled))
   rss_inputs = _rss_mib()
   inputs_mib = (emb.nbytes + logits.nbytes + labeled.nbytes) / 2**20
-  # What the margin and BADGE strategies' picks compute, from public pieces.
-  margin_pick = jax.jit(lambda lg, lab: jal.strategies.top_k_unlabeled(
-      jal.scores.margin_score(jax.nn.softmax(lg, -1)), lab, budget))
-
-  def badge_factor(lg):
-    p = jax.nn.softmax(lg, -1)
-    return p - jax.nn.one_hot(jnp.argmax(p, -1), p.shape[-1], dtype=p.dtype)
-
-  badge_pick = jax.jit(lambda k, lg, e, lab: cluster.kmeans_plusplus_factored(
-      k, badge_factor(lg), e, budget, ~lab))
+  # The strategies' public picks on one device (a Context carrying only the labeled mask).
+  ctx = jal.Context(None, None, None, None, labeled, K, chunk, None)
   if method == "margin":
-    fn = lambda: margin_pick(logits, labeled)
+    fn = lambda: jal.get_strategy("margin").pick(jax.random.key(0), ctx, logits, budget)
   elif method == "coreset":
     fn = lambda: cluster.kcenter_greedy(emb, budget, labeled, chunk_size=chunk)
   elif method == "badge":
-    fn = lambda: badge_pick(jax.random.key(0), logits, emb, labeled)
+    fn = lambda: jal.get_strategy("badge").pick(jax.random.key(0), ctx, (logits, emb), budget)
   elif method == "bralt":
     from jal.bralt import env as env_lib
     from jal.bralt import reward_net as rn

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 from jal import cluster
 from jal.bralt import ot
 from jal.bralt import reward_net as rn
-from jal.grouped_kmeans import grouped_kmeans
 
 __all__ = ["EnvConfig", "Caps", "cloud_cap", "Sample", "Clustering", "cluster_states",
            "sample_caps", "sample", "run_rl"]
@@ -149,7 +148,7 @@ def cluster_states(key: jax.Array, emb: jax.Array, l_mask: jax.Array, u_mask: ja
     l_assign, u_assign = km(kl, l_mask, m), km(ku, u_mask, c)
 
   # Every U_c into A_c actions: the C k-means problems share one Lloyd loop.
-  local = grouped_kmeans(ka, emb, u_assign, c, na, n_iter=cfg.kmeans_iters).assignment
+  local = cluster.grouped_kmeans(ka, emb, u_assign, c, na, n_iter=cfg.kmeans_iters).assignment
   act_assign = jnp.where(u_assign >= 0, u_assign * na + local, -1)
 
   lm, lv, _ = ot.segment_moments(emb, l_assign, m)

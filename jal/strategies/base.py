@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from jal.cluster import top_k_unlabeled  # re-exported: jal.strategies.top_k_unlabeled
 from jal.models.net import Net, Variables
 
 __all__ = ["Context", "Strategy", "select", "select_timed", "pick", "no_info", "check_budget",
@@ -43,7 +43,8 @@ class Context(NamedTuple):
     num_classes: ``K``.
     chunk_size: rows per chunk for pool-wide inference.
     mesh: optional ``jal.parallel`` mesh: pool-wide inference and the built-in strategies'
-      picks then run split along its ``data`` axis; ``None`` runs on one device.
+      picks then run split along its ``data`` axis (``mesh=`` of ``jal.cluster``); ``None``
+      runs on one device.
     x_val: validation inputs ``[n_val, H, W, C]`` (methods that measure utilities on a
       held-out split: RAMBO, GLISTER) or ``None``.
     y_val: validation labels ``[n_val]`` or ``None``.
@@ -108,12 +109,6 @@ def check_budget(labeled: Any, budget: int) -> int:
   if budget > n_unlabeled:
     raise ValueError(f"budget {budget} exceeds the {n_unlabeled} unlabeled points of the pool")
   return int(budget)
-
-
-def top_k_unlabeled(scores: jax.Array, labeled: jax.Array, budget: int) -> jax.Array:
-  """Indices ``[budget]`` of the highest ``scores`` among unlabeled rows (ties: lower index)."""
-  masked = jnp.where(labeled, -jnp.inf, scores.astype(jnp.float32))
-  return jax.lax.top_k(masked, budget)[1]
 
 
 def finalize_indices(key: jax.Array, indices: Any, labeled: Any, budget: int) -> np.ndarray:

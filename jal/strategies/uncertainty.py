@@ -4,34 +4,22 @@ import functools
 
 import jax
 
-from jal import parallel, scores, sharded_select
-from jal.strategies.base import Context, Strategy, no_info, top_k_unlabeled
+from jal import cluster, parallel, scores
+from jal.strategies.base import Context, Strategy, no_info
 from jal.train import predict
 
 __all__ = ["random_strategy", "margin_strategy", "entropy_strategy",
            "least_confidence_strategy", "bald_strategy"]
 
 
-@functools.partial(jax.jit, static_argnums=(2,))
-def _random_pick(key, labeled, budget):
-  return top_k_unlabeled(jax.random.uniform(key, labeled.shape), labeled, budget)
-
-
 def random_strategy() -> Strategy:
   """Uniform sampling of unlabeled rows (DeepAL+ ``RandomSampling``)."""
   def pick(key, ctx: Context, aux, budget):
-    if ctx.mesh is None:
-      return _random_pick(key, ctx.labeled, budget)
-    u = sharded_select.uniform_scores(key, ctx.labeled.shape[0], ctx.mesh)
-    return sharded_select.top_k_unlabeled(u[:ctx.labeled.shape[0]], ctx.labeled, budget,
-                                          ctx.mesh)
+    # Under a mesh u is [n_pad]; top_k_unlabeled pads labeled (True) to match.
+    u = cluster.uniform_scores(key, ctx.labeled.shape[0], mesh=ctx.mesh)
+    return cluster.top_k_unlabeled(u, ctx.labeled, budget, mesh=ctx.mesh)
 
   return Strategy("random", lambda key, ctx: None, no_info(pick))
-
-
-@functools.partial(jax.jit, static_argnums=(0, 2))
-def _top_prob_score(score_fn, logits, budget, labeled):
-  return top_k_unlabeled(score_fn(jax.nn.softmax(logits, -1)), labeled, budget)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
@@ -39,11 +27,11 @@ def _prob_score(score_fn, logits):
   return parallel.constrain_rows(score_fn(jax.nn.softmax(logits, -1)))
 
 
-def _sharded_top(ctx: Context, score_fn, values, budget):
-  """Scores computed where ``values`` live, then the sharded top-k with global merge."""
+def _top(ctx: Context, score_fn, values, budget):
+  """Scores computed where ``values`` live, then the top-k of the unlabeled rows."""
   with parallel.use_mesh(ctx.mesh):
     s = score_fn(values)
-  return sharded_select.top_k_unlabeled(s, ctx.labeled, budget, ctx.mesh)
+  return cluster.top_k_unlabeled(s, ctx.labeled, budget, mesh=ctx.mesh)
 
 
 def _prob_strategy(name, score_fn) -> Strategy:
@@ -51,9 +39,7 @@ def _prob_strategy(name, score_fn) -> Strategy:
     return predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size, mesh=ctx.mesh)[0]
 
   def pick(key, ctx: Context, logits, budget):
-    if ctx.mesh is not None:
-      return _sharded_top(ctx, functools.partial(_prob_score, score_fn), logits, budget)
-    return _top_prob_score(score_fn, logits, budget, ctx.labeled)
+    return _top(ctx, functools.partial(_prob_score, score_fn), logits, budget)
 
   return Strategy(name, score, no_info(pick))
 
@@ -73,9 +59,7 @@ def least_confidence_strategy() -> Strategy:
   return _prob_strategy("least_confidence", scores.least_confidence_score)
 
 
-@functools.partial(jax.jit, static_argnums=(2,))
-def _bald_pick(mc, labeled, budget):
-  return top_k_unlabeled(scores.bald_score(mc), labeled, budget)
+_bald_score = jax.jit(scores.bald_score)
 
 
 def bald_strategy(samples: int = 10) -> Strategy:
@@ -85,9 +69,7 @@ def bald_strategy(samples: int = 10) -> Strategy:
                            mesh=ctx.mesh)
 
   def pick(key, ctx: Context, mc, budget):
-    if ctx.mesh is not None:
-      return _sharded_top(ctx, jax.jit(scores.bald_score), mc, budget)
-    return _bald_pick(mc, ctx.labeled, budget)
+    return _top(ctx, _bald_score, mc, budget)
 
   return Strategy("bald", score, no_info(pick))
 

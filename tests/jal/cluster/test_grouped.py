@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.cluster import KMeans
 
-from jal.grouped_kmeans import grouped_kmeans
+from jal.cluster import grouped_kmeans
 
 
 def _blobs(rng, groups, k, d):

@@ -1,23 +1,19 @@
-"""Tests for jal.cluster: k-means++, k-means, k-center greedy."""
+"""jal.cluster.kmeans: k-means++ (plain, factored), Lloyd k-means, nearest_to_centroids."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 from jal import cluster
+from tests.jal.cluster.refs import factors as _factors
+from tests.jal.cluster.refs import np_sq_dists as _np_sq_dists
 
 
 def _blobs(n=400, centers=5, d=8, seed=0, std=1.0):
   x, _ = make_blobs(n_samples=n, centers=centers, n_features=d, cluster_std=std, random_state=seed)
   return x.astype(np.float32)
-
-
-def _np_sq_dists(x, y):
-  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-  return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
 
 
 def _check_kmeans_result(x, res, mask=None):
@@ -32,16 +28,6 @@ def _check_kmeans_result(x, res, mask=None):
   np.testing.assert_allclose(own.sum(), float(res.inertia), rtol=1e-5, atol=1e-6)
   # Every valid row sits at (one of) its nearest centroids.
   assert np.all(own <= d.min(1) + 1e-4 * (1.0 + d.min(1)))
-
-
-def test_pairwise_and_nearest():
-  rng = np.random.default_rng(0)
-  x, y = rng.normal(size=(30, 6)).astype(np.float32), rng.normal(size=(7, 6)).astype(np.float32)
-  d = np.asarray(cluster.pairwise_sq_dists(x, y))
-  assert d.shape == (30, 7) and np.all(d >= 0)
-  np.testing.assert_allclose(d, _np_sq_dists(x, y), rtol=1e-4, atol=1e-5)
-  assert np.all(np.asarray(cluster.pairwise_sq_dists(x, x)) >= 0)
-  np.testing.assert_array_equal(cluster.nearest_centroid(x, y), _np_sq_dists(x, y).argmin(1))
 
 
 def test_kmeans_matches_sklearn():
@@ -148,24 +134,6 @@ def test_kmeans_plusplus_d2_distribution():
     np.testing.assert_allclose(freq, probs, atol=0.012)
 
 
-def _factors(n=300, kk=4, dd=6, seed=0):
-  rng = np.random.default_rng(seed)
-  a = rng.normal(size=(n, kk)).astype(np.float32)
-  e = rng.normal(size=(n, dd)).astype(np.float32)
-  g = (a[:, :, None] * e[:, None, :]).reshape(n, kk * dd)
-  return jnp.asarray(a), jnp.asarray(e), jnp.asarray(g)
-
-
-def test_factored_sq_dist_matches_explicit():
-  a, e, g = _factors()
-  dist = cluster.factored_sq_dist(a, e)
-  ref = _np_sq_dists(g, g)
-  for j in (0, 17, 299):
-    np.testing.assert_allclose(dist(jnp.int32(j)), ref[:, j], rtol=1e-5, atol=1e-4)
-  expl = cluster.euclidean_sq_dist(g)
-  np.testing.assert_allclose(dist(jnp.int32(5)), expl(jnp.int32(5)), rtol=1e-5, atol=1e-4)
-
-
 def test_factored_seeding_matches_explicit():
   a, e, g = _factors(seed=1)
   mask = jnp.asarray(np.random.default_rng(1).random(300) < 0.8)
@@ -179,74 +147,15 @@ def test_factored_seeding_matches_explicit():
     assert np.all(np.asarray(mask)[np.asarray(f)])
 
 
-def _np_kcenter(x, budget, labeled, cand, start=None):
-  x = np.asarray(x, np.float64)
-  avail = cand & ~labeled
-  if labeled.any():
-    min_d = _np_sq_dists(x, x[labeled]).min(1)
-  else:
-    min_d = np.full(len(x), np.inf)
-  out = []
-  for t in range(budget):
-    scores = start if (t == 0 and not labeled.any()) else min_d
-    j = int(np.argmax(np.where(avail, scores, -np.inf)))
-    out.append(j)
-    avail[j] = False
-    min_d = np.minimum(min_d, ((x - x[j]) ** 2).sum(1))
-  return np.array(out)
-
-
-def test_kcenter_matches_bruteforce_and_chunking():
-  rng = np.random.default_rng(0)
-  x = rng.normal(size=(200, 8)).astype(np.float32)
-  labeled = rng.random(200) < 0.1
-  cand = rng.random(200) < 0.8
-  ref = _np_kcenter(x, 25, labeled, cand)
-  for chunk in (4, 7, 1024):
-    got = np.asarray(cluster.kcenter_greedy(x, 25, labeled, cand, chunk_size=chunk))
-    np.testing.assert_array_equal(got, ref)
-  assert not np.any(labeled[ref]) and np.all(cand[ref])
-  # Default candidates = all unlabeled; a jitted (traced-mask) call agrees.
-  ref_all = _np_kcenter(x, 25, labeled, np.ones(200, bool))
-  got = cluster.kcenter_greedy(x, 25, labeled)
-  np.testing.assert_array_equal(got, ref_all)
-  jitted = jax.jit(lambda xx, m: cluster.kcenter_greedy(xx, 25, m, chunk_size=16))
-  np.testing.assert_array_equal(jitted(jnp.asarray(x), jnp.asarray(labeled)), ref_all)
-
-
-def test_kcenter_no_labeled_and_exhaustive():
-  rng = np.random.default_rng(1)
-  x = rng.normal(size=(200, 5)).astype(np.float32)
-  none = np.zeros(200, bool)
-  start = ((x - x.mean(0)) ** 2).sum(1)
-  got = np.asarray(cluster.kcenter_greedy(x, 10, none))
-  np.testing.assert_array_equal(got, _np_kcenter(x, 10, none, np.ones(200, bool), start))
-  r1 = cluster.kcenter_greedy(x, 10, none, key=jax.random.key(4))
-  r2 = cluster.kcenter_greedy(x, 10, none, key=jax.random.key(4))
-  np.testing.assert_array_equal(r1, r2)
-  assert len(set(np.asarray(r1).tolist())) == 10
-  # Budget equal to the number of candidates returns each exactly once.
-  labeled = np.arange(200) >= 12
-  got = np.asarray(cluster.kcenter_greedy(x, 12, labeled))
-  np.testing.assert_array_equal(np.sort(got), np.arange(12))
-
-
-def test_kcenter_duplicates_stay_unique():
-  x = np.zeros((50, 3), np.float32)
-  labeled = np.zeros(50, bool)
-  labeled[0] = True
-  got = np.asarray(cluster.kcenter_greedy(x, 49, labeled))
-  np.testing.assert_array_equal(np.sort(got), np.arange(1, 50))
-
-
-def test_kcenter_errors():
-  x = np.zeros((20, 3), np.float32)
-  labeled = np.arange(20) < 15
-  with pytest.raises(ValueError, match="budget"):
-    cluster.kcenter_greedy(x, 6, labeled)
-  cand = np.arange(20) < 17
-  with pytest.raises(ValueError, match="budget"):
-    cluster.kcenter_greedy(x, 3, labeled, cand)
-  with pytest.raises(ValueError, match="shape"):
-    cluster.kcenter_greedy(x, 1, labeled[:10])
-  assert cluster.kcenter_greedy(x, 0, labeled).shape == (0,)
+def test_nearest_to_centroids_is_the_nearest_member():
+  x = _blobs(n=300, centers=4, seed=4, std=0.5)
+  mask = np.random.default_rng(2).random(300) < 0.8
+  key = jax.random.key(5)
+  got = np.asarray(cluster.nearest_to_centroids(key, jnp.asarray(x), 4, jnp.asarray(mask), 20))
+  res = cluster.kmeans(key, jnp.asarray(x), 4, jnp.asarray(mask), n_iter=20)
+  a, c = np.asarray(res.assignment), np.asarray(res.centroids, np.float64)
+  d = _np_sq_dists(x, c)
+  for j in range(4):
+    members = np.flatnonzero(a == j)
+    assert got[j] == members[np.argmin(d[members, j])]
+  assert np.all(mask[got]) and len(set(got.tolist())) == 4  # one row per blob

@@ -23,12 +23,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jal.cluster import lloyd_loop
+from jal import parallel
+from jal.cluster.distances import _HI
+from jal.cluster.kmeans import lloyd_loop
+from jal.cluster.topk import _place, gather_rows
 from jal.parallel.chunking import chunked_map
 
 __all__ = ["GroupedKMeans", "grouped_kmeans"]
-
-_HI = lax.Precision.HIGHEST
 
 
 class GroupedKMeans(NamedTuple):
@@ -53,14 +54,19 @@ def _member_matrix(group, n_groups):
   return group[None, :] == jnp.arange(n_groups, dtype=group.dtype)[:, None]  # [G, n]
 
 
-def _seed(key, x, sq, group, n_groups, k):
-  """k-means++ seeding in every group at once; returns ``(centroids [G,k,d], ok [G,k])``."""
+def _seed(key, x, sq, group, n_groups, k, n_rows):
+  """k-means++ seeding in every group at once; returns ``(centroids [G,k,d], ok [G,k])``.
+
+  The Gumbel noise is drawn for the ``n_rows`` real rows (then padded), so padding ``x`` for a
+  mesh does not change the draws."""
   member = _member_matrix(group, n_groups)
   gidx = jnp.clip(group, 0, n_groups - 1)
   keys = jax.random.split(key, k)
 
   def draw(kk, logits):  # [G, n] logits, −inf = not drawable → ([G] index, [G] ok)
-    gumbel = jax.random.gumbel(kk, logits.shape)
+    gumbel = jax.random.gumbel(kk, (logits.shape[0], n_rows))
+    if n_rows < logits.shape[1]:  # padding rows (never drawable)
+      gumbel = jnp.pad(gumbel, ((0, 0), (0, logits.shape[1] - n_rows)))
     s = jnp.where(jnp.isfinite(logits), logits + gumbel, -jnp.inf)
     return jnp.argmax(s, axis=1).astype(jnp.int32), jnp.any(jnp.isfinite(s), axis=1)
 
@@ -70,8 +76,9 @@ def _seed(key, x, sq, group, n_groups, k):
 
   j, ok = draw(keys[0], jnp.where(member, 0.0, -jnp.inf))
   avail = member & ~(jnp.arange(x.shape[0])[None, :] == j[:, None])
-  min_d = dist_to(x[j])
-  cents = jnp.zeros((n_groups, k, x.shape[1]), x.dtype).at[:, 0].set(x[j])
+  xj = gather_rows(x, j)
+  min_d = dist_to(xj)
+  cents = jnp.zeros((n_groups, k, x.shape[1]), x.dtype).at[:, 0].set(xj)
   oks = jnp.zeros((n_groups, k), bool).at[:, 0].set(ok)
 
   def body(i, carry):
@@ -81,7 +88,7 @@ def _seed(key, x, sq, group, n_groups, k):
     w = jnp.where(jnp.sum(w, axis=1, keepdims=True) > 0, w, avail.astype(w.dtype))
     logits = jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -jnp.inf)
     j, ok = draw(keys[i], logits)
-    c = x[j]
+    c = gather_rows(x, j)
     avail = avail & ~(jnp.arange(x.shape[0])[None, :] == j[:, None])
     mine = ok[gidx] & (group >= 0)
     min_d = jnp.where(mine, jnp.minimum(min_d, dist_to(c)), min_d)
@@ -91,9 +98,8 @@ def _seed(key, x, sq, group, n_groups, k):
   return cents, oks
 
 
-@functools.partial(jax.jit, static_argnames=("n_groups", "k", "n_iter", "chunk_size"))
 def grouped_kmeans(key: jax.Array, x: jax.Array, group: jax.Array, n_groups: int, k: int,
-                   n_iter: int = 50, tol: float = 1e-6, chunk_size: int = 8192
+                   n_iter: int = 50, tol: float = 1e-6, chunk_size: int = 8192, *, mesh=None
                    ) -> GroupedKMeans:
   """``k``-means (k-means++ seeding + Lloyd) inside each of ``n_groups`` groups.
 
@@ -112,12 +118,29 @@ def grouped_kmeans(key: jax.Array, x: jax.Array, group: jax.Array, n_groups: int
     n_iter: static maximum number of Lloyd iterations.
     tol: relative inertia-change tolerance.
     chunk_size: static rows per assignment chunk (memory ``chunk_size · G · k``).
+    mesh: ``None`` (one device, callable inside ``jit``) or a ``jal.parallel`` mesh (rows
+      padded, as excluded rows, and split along ``data``; the seeding's Gumbel draws are the
+      same as without a mesh).
 
   Returns:
     :class:`GroupedKMeans`; the global cluster id of row ``i`` is
-    ``group[i] * k + assignment[i]``.
+    ``group[i] * k + assignment[i]`` (``assignment`` is ``[n_pad]``, split along ``data``,
+    under a mesh).
   """
-  group = group.astype(jnp.int32)
+  n = x.shape[0]
+  if mesh is None:
+    return _grouped_kmeans(key, x, group, n_groups, k, n_iter, tol, chunk_size, n)
+  xs, gs = _place(mesh, (x, None), (jnp.asarray(group, jnp.int32), -1))
+  with parallel.use_mesh(mesh):
+    return _grouped_kmeans(key, xs, gs, int(n_groups), int(k), int(n_iter), tol,
+                           int(chunk_size), int(n))
+
+
+@functools.partial(jax.jit,
+                   static_argnames=("n_groups", "k", "n_iter", "chunk_size", "n_rows"))
+def _grouped_kmeans(key, x, group, n_groups, k, n_iter, tol, chunk_size, n_rows):
+  x = parallel.constrain_rows(x)
+  group = parallel.constrain_rows(group.astype(jnp.int32))
   inside = group >= 0
   gidx = jnp.clip(group, 0, n_groups - 1)
   w = inside.astype(x.dtype)
@@ -129,7 +152,7 @@ def grouped_kmeans(key: jax.Array, x: jax.Array, group: jax.Array, n_groups: int
   shift = gsum / jnp.maximum(gcnt, 1.0)[:, None]                          # [G, d]
   xc = (x - shift[gidx]) * w[:, None]
   sq = jnp.sum(xc * xc, axis=1)
-  cents, ok = _seed(key, xc, sq, group, n_groups, k)
+  cents, ok = _seed(key, xc, sq, group, n_groups, k, n_rows)
   seg = jnp.where(inside, group, n_groups)
 
   def assign(c):
@@ -155,7 +178,8 @@ def grouped_kmeans(key: jax.Array, x: jax.Array, group: jax.Array, n_groups: int
     sums = jax.ops.segment_sum(xc * w[:, None], cid, num_segments=n_groups * k + 1)
     cnt = jax.ops.segment_sum(w, cid, num_segments=n_groups * k + 1)
     means = (sums[:-1] / jnp.maximum(cnt[:-1], 1.0)[:, None]).reshape(c.shape)
-    return jnp.where((cnt[:-1] > 0).reshape(n_groups, k)[:, :, None], means, c)
+    return parallel.constrain_replicated(
+        jnp.where((cnt[:-1] > 0).reshape(n_groups, k)[:, :, None], means, c))
 
   c, it = lloyd_loop(assign, update, cents, n_iter, tol)
   a, inertia = assign(c)
