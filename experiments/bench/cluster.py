@@ -1,9 +1,9 @@
 """Single-device timings of jal's clustering and top-k, for before/after comparisons.
 
-A standalone script (it imports only ``jal``), so the same file can time two checkouts:
+It times ``jal`` (and, with ``--baseline``, another checkout's ``jal`` in the same process):
 
-  PYTHONPATH=/path/to/old python experiments/bench_cluster.py --out=old.json
-  PYTHONPATH=/path/to/new python experiments/bench_cluster.py --out=new.json
+  python -m experiments.bench.cluster --out=new.json
+  python -m experiments.bench.cluster --baseline=/path/to/old/checkout --out=cmp.json
 
 Inputs are synthetic LeNet-sized pool outputs (``n = 59,000`` rows, ``d = 84`` embeddings,
 ``K = 10`` logits). Each case is called once to compile (not timed), then timed ``--repeats``
@@ -30,11 +30,12 @@ import re
 import statistics
 import sys
 import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from experiments.bench import timing
 
 
 def _stats(ts):
@@ -48,9 +49,7 @@ def _time(fns, repeats):
   ts = [[] for _ in fns]
   for _ in range(repeats):
     for fn, t in zip(fns, ts):
-      t0 = time.perf_counter()
-      jax.block_until_ready(fn())
-      t.append(time.perf_counter() - t0)
+      t.append(timing.seconds(fn))
   return [_stats(t) for t in ts]
 
 
