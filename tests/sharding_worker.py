@@ -7,7 +7,6 @@ script with ``jax_num_cpu_devices=8`` and asserts on its output. Shapes are tiny
 """
 
 import json
-import re
 import sys
 
 import jax
@@ -21,29 +20,13 @@ from sklearn.datasets import load_digits  # noqa: E402
 
 import jal  # noqa: E402
 from jal import parallel  # noqa: E402
+from tests.mesh_checks import largest_all_gather as _largest_all_gather  # noqa: E402
+from tests.mesh_checks import max_rel as _max_rel  # noqa: E402
+from tests.mesh_checks import spec as _spec  # noqa: E402
 
 N = 256       # pool rows, a multiple of 8
 N_LAB = 40
 BUDGET = 12
-
-
-def _max_rel(a, b):
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  return float(np.max(np.abs(a - b) / (np.abs(b) + 1e-6)))
-
-
-def _spec(a):
-  return str(a.sharding.spec) if hasattr(a.sharding, "spec") else "single"
-
-
-def _largest_all_gather(jitted, mesh, *args, **kwargs):
-  """Elements of the largest all-gather result in the compiled HLO (0 if none)."""
-  with parallel.use_mesh(mesh):
-    txt = jitted.lower(*args, **kwargs).compile().as_text()
-  sizes = [0]
-  for m in re.finditer(r"= \(?([a-z0-9]+)\[([0-9,]*)\][^=]*? all-gather\(", txt):
-    sizes.append(int(np.prod([int(d) for d in m.group(2).split(",") if d] or [1])))
-  return max(sizes)
 
 
 def bralt_section(out, mesh, net, variables, x, y, labeled):

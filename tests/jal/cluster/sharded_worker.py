@@ -8,7 +8,6 @@ with ``jax_num_cpu_devices=8`` and asserts on its output. Shapes are tiny.
 
 import importlib
 import json
-import re
 import sys
 
 import jax
@@ -20,6 +19,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jal import cluster, parallel  # noqa: E402
+from tests.mesh_checks import largest_all_gather as _largest_all_gather  # noqa: E402
+from tests.mesh_checks import max_rel as _max_rel  # noqa: E402
+from tests.mesh_checks import spec as _spec  # noqa: E402
 
 # The modules (``jal.cluster.kmeans`` the attribute is the function of that name).
 kcenter, kmeans, topk = (importlib.import_module(f"jal.cluster.{m}")
@@ -32,25 +34,6 @@ N_LAB = 40
 
 def _same(a, b):
   return bool(np.array_equal(np.asarray(a), np.asarray(b)))
-
-
-def _max_rel(a, b):
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  return float(np.max(np.abs(a - b) / (np.abs(b) + 1e-6)))
-
-
-def _spec(a):
-  return str(a.sharding.spec) if hasattr(a.sharding, "spec") else "single"
-
-
-def _largest_all_gather(jitted, mesh, *args, **kwargs):
-  """Elements of the largest all-gather result in the compiled HLO (0 if none)."""
-  with parallel.use_mesh(mesh):
-    txt = jitted.lower(*args, **kwargs).compile().as_text()
-  sizes = [0]
-  for m in re.finditer(r"= \(?([a-z0-9]+)\[([0-9,]*)\][^=]*? all-gather\(", txt):
-    sizes.append(int(np.prod([int(d) for d in m.group(2).split(",") if d] or [1])))
-  return max(sizes)
 
 
 def _pool(n, seed):
