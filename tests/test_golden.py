@@ -19,7 +19,13 @@ def test_every_registered_strategy_has_a_golden():
   assert set(jal.STRATEGIES) <= set(_GOLDEN), sorted(set(jal.STRATEGIES) - set(_GOLDEN))
 
 
-@pytest.mark.parametrize("name", cases.all_cases())
+# The BRAL-T ablations run the machinery of bral_t (kept in the default suite) with another
+# score or trust group: in the slow suite, with the one-round RAMBO (its DULO / null stay).
+_SLOW = ("bral_t_wo_cl", "bral_diffset", "rambo")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW else n
+                                  for n in cases.all_cases()])
 def test_golden_selection(name):
   want, got = _GOLDEN[name], cases.run_case(name)
   assert set(got) == set(want)

@@ -29,6 +29,7 @@ def test_rambo_diagnose_utility_noise_by_hand():
       2 * got["utility_noise_sd"] ** 2 / diff_sd ** 2, rel=1e-12)
 
 
+@pytest.mark.slow  # 60 s; the unit costs' parts are tested in tests/jal/train and tests/jal/rambo
 def test_rambo_speed_unit_costs_tiny():
   from experiments.bench.rambo_costs import unit_costs
   got = unit_costs(pool=8, pairs=4, subsets=2, steps=2)
