@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from jal import parallel
+from jal.models import per_example, taps
 from jal.models.net import Net, Variables
 from jal.parallel.chunking import chunked_map
 
@@ -167,28 +168,96 @@ def _grand(net, variables, x, y, chunk_size):
 
 _grand_jit = jax.jit(_grand, static_argnums=(0, 4))
 
+GRAND_METHODS = ("auto", "layerwise", "vmap")
+
+
+def _layer_payloads(net, variables, x, eps):
+  """Logits of ``x`` and the payload of every tapped layer (``eps`` added at its output)."""
+  with taps.recording(eps) as rec:
+    logits, _, _ = net.apply(variables, x, train=False)
+  return logits, [per_example.payload(t.layer, t.x) for t in rec.taps], rec.out_shapes
+
+
+def _tapped(net, variables, x) -> tuple[int, list]:
+  """Parameter arrays the tapped layers cover (−1: a layer has no layer-wise form) and the
+  taps' output shapes, found by tracing ``x`` abstractly."""
+  found = []
+
+  def discover():
+    try:
+      _, loads, shapes = _layer_payloads(net, variables, x, None)
+    except NotImplementedError:
+      found.append((-1, []))
+      return 0
+    found.append((sum(p.params for p in loads), shapes))
+    return 0
+
+  jax.eval_shape(discover)
+  return found[0]
+
+
+def _grand_layerwise_chunk(net, variables, x, y):
+  covered, shapes = _tapped(net, variables, x)
+  total = len(jax.tree.leaves(variables.params))
+  if covered != total:
+    raise NotImplementedError(
+        f"{net.name!r} has {total} parameter arrays but jal's tapped layers cover "
+        f"{max(covered, 0)}; use grand(..., method='vmap')")
+  static = {}
+
+  def loss(eps):
+    logits, loads, _ = _layer_payloads(net, variables, x, eps)
+    static["loads"] = [p._replace(array=None) for p in loads]
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return jnp.sum(ce), [p.array for p in loads]
+
+  eps = [jnp.zeros(s.shape, s.dtype) for s in shapes]
+  grads, arrays = jax.grad(loss, has_aux=True)(eps)
+  sq = sum(per_example.sq_norms(p._replace(array=a), g)
+           for p, a, g in zip(static["loads"], arrays, grads))
+  return jnp.sqrt(sq)
+
+
+def _grand_layerwise(net, variables, x, y, chunk_size):
+  return chunked_map(lambda c: _grand_layerwise_chunk(net, variables, *c), (x, y), chunk_size)
+
+
+_grand_layerwise_jit = jax.jit(_grand_layerwise, static_argnums=(0, 4))
+
 
 def grand(net: Net, variables: Variables, x: jax.Array, y: jax.Array,
-          chunk_size: int = 64, *, mesh=None) -> jax.Array:
+          chunk_size: int = 64, *, mesh=None, method: str = "auto") -> jax.Array:
   """GraNd = ‖∇_θ ℓ_CE(x, y)‖₂ per example (Paul et al. 2021), BatchNorm in eval mode.
 
-  Per-example gradients come from ``vmap(grad(loss_of_one_example))`` over a chunk, so memory
-  is ``chunk_size × |θ|``; pick a small chunk for big models.
+  ``method="layerwise"`` never forms a per-example gradient of the whole network: one
+  backward pass of the chunk's summed loss gives every layer's output gradient, and each
+  layer's per-example norm comes from its input and that gradient
+  (``jal.models.per_example``); memory is a few activations per example. ``"vmap"`` is the
+  reference, ``vmap(grad(loss of one example))``, with memory ``chunk_size × |θ|``.
+  ``"auto"`` takes ``"layerwise"`` unless the network has parameters outside jal's tapped
+  layers (``jal.models.layers``).
 
   Args:
     net: the static network.
     variables: model state.
     x: ``[n, H, W, C]`` inputs.
     y: ``[n]`` labels.
-    chunk_size: examples per vmapped chunk (per device under a mesh).
+    chunk_size: examples per chunk (per device under a mesh).
     mesh: optional ``jal.parallel`` mesh; rows are split along ``data``.
+    method: ``"auto"``, ``"layerwise"`` or ``"vmap"``.
 
   Returns:
     ``[n]`` gradient norms.
   """
   check_labels(x, y, net.num_classes)
-  return _on_mesh(mesh, lambda v, *a: _grand_jit(net, v, *a), variables, x, y,
-                  _check_chunk(chunk_size))
+  if method not in GRAND_METHODS:
+    raise ValueError(f"method must be one of {GRAND_METHODS}, got {method!r}")
+  chunk_size = _check_chunk(chunk_size)
+  if method == "auto":
+    covered = _tapped(net, variables, x[:1])[0]
+    method = "layerwise" if covered == len(jax.tree.leaves(variables.params)) else "vmap"
+  fn = _grand_layerwise_jit if method == "layerwise" else _grand_jit
+  return _on_mesh(mesh, lambda v, *a: fn(net, v, *a), variables, x, y, chunk_size)
 
 
 def margin_score(probs: jax.Array) -> jax.Array:

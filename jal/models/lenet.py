@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jal.models.layers import Conv, Linear
+
 __all__ = ["LeNet5"]
 
 
@@ -26,6 +28,7 @@ class LeNet5(nnx.Module):
 
   Example:
     >>> from flax import nnx
+
     >>> import jax.numpy as jnp
     >>> m = LeNet5((28, 28, 1), 10, rngs=nnx.Rngs(0))
     >>> [a.shape for a in m(jnp.zeros((3, 28, 28, 1)))]
@@ -36,17 +39,17 @@ class LeNet5(nnx.Module):
                dropout: float = 0.0, rngs: nnx.Rngs):
     h, w, c = input_shape
     pad = "VALID" if min(h, w) >= 20 else "SAME"
-    self.conv1 = nnx.Conv(c, 6, (5, 5), padding=pad, rngs=rngs)
-    self.conv2 = nnx.Conv(6, 16, (5, 5), padding=pad, rngs=rngs)
+    self.conv1 = Conv(c, 6, (5, 5), padding=pad, rngs=rngs)
+    self.conv2 = Conv(6, 16, (5, 5), padding=pad, rngs=rngs)
     shrink = 4 if pad == "VALID" else 0
     h1, w1 = (h - shrink) // 2, (w - shrink) // 2
     h2, w2 = (h1 - shrink) // 2, (w1 - shrink) // 2
     if h2 < 1 or w2 < 1:
       raise ValueError(f"LeNet5 needs larger images than {input_shape}")
-    self.fc1 = nnx.Linear(16 * h2 * w2, 120, rngs=rngs)
-    self.fc2 = nnx.Linear(120, 84, rngs=rngs)
+    self.fc1 = Linear(16 * h2 * w2, 120, rngs=rngs)
+    self.fc2 = Linear(120, 84, rngs=rngs)
     self.drop = nnx.Dropout(dropout)
-    self.head = nnx.Linear(84, num_classes, rngs=rngs)
+    self.head = Linear(84, num_classes, rngs=rngs)
     self.embed_dim = 84
     self.dropout_rate = dropout
 

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jal.models.layers import Linear
+
 __all__ = ["MLP"]
 
 
@@ -21,6 +23,7 @@ class MLP(nnx.Module):
 
   Example:
     >>> from flax import nnx
+
     >>> import jax.numpy as jnp
     >>> m = MLP(64, 10, hidden=(32,), rngs=nnx.Rngs(0))
     >>> logits, emb = m(jnp.zeros((2, 8, 8, 1)))
@@ -32,9 +35,9 @@ class MLP(nnx.Module):
                hidden: Sequence[int] = (256, 128), dropout: float = 0.0,
                rngs: nnx.Rngs):
     widths = (in_features, *hidden)
-    self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:])])
+    self.layers = nnx.List([Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:])])
     self.drop = nnx.Dropout(dropout)
-    self.head = nnx.Linear(widths[-1], num_classes, rngs=rngs)
+    self.head = Linear(widths[-1], num_classes, rngs=rngs)
     self.embed_dim = widths[-1]
     self.dropout_rate = dropout
 

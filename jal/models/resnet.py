@@ -4,9 +4,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jal.models.layers import BatchNorm, Conv, Linear
+
 __all__ = ["ResNet18", "STEMS"]
 
-STEMS = ("cifar", "imagenet")
+STEMS = ("cifar", "cifar_pool", "imagenet")
 
 # PyTorch's BatchNorm momentum 0.1 is flax's momentum 0.9.
 _BN = dict(momentum=0.9, epsilon=1e-5)
@@ -16,14 +18,14 @@ class _Block(nnx.Module):
   """Basic residual block: 3×3 conv-BN-ReLU, 3×3 conv-BN, shortcut (1×1 conv-BN if needed)."""
 
   def __init__(self, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs):
-    self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, padding=1, use_bias=False, rngs=rngs)
-    self.bn1 = nnx.BatchNorm(cout, **_BN, rngs=rngs)
-    self.conv2 = nnx.Conv(cout, cout, (3, 3), padding=1, use_bias=False, rngs=rngs)
-    self.bn2 = nnx.BatchNorm(cout, **_BN, rngs=rngs)
+    self.conv1 = Conv(cin, cout, (3, 3), strides=stride, padding=1, use_bias=False, rngs=rngs)
+    self.bn1 = BatchNorm(cout, **_BN, rngs=rngs)
+    self.conv2 = Conv(cout, cout, (3, 3), padding=1, use_bias=False, rngs=rngs)
+    self.bn2 = BatchNorm(cout, **_BN, rngs=rngs)
     self.proj = stride != 1 or cin != cout
     if self.proj:
-      self.sc_conv = nnx.Conv(cin, cout, (1, 1), strides=stride, use_bias=False, rngs=rngs)
-      self.sc_bn = nnx.BatchNorm(cout, **_BN, rngs=rngs)
+      self.sc_conv = Conv(cin, cout, (1, 1), strides=stride, use_bias=False, rngs=rngs)
+      self.sc_bn = BatchNorm(cout, **_BN, rngs=rngs)
 
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     ura = not train
@@ -39,14 +41,16 @@ class ResNet18(nnx.Module):
   Args:
     in_channels: image channels; 1 inserts the 1×1 conv 1→3 adapter (DeepAL+ ``MNIST_Net``).
     num_classes: number of logits ``K``.
-    stem: ``"cifar"`` (3×3 conv, stride 1, no max-pool) or ``"imagenet"`` (7×7/2 conv + 3×3/2
-      max-pool).
+    stem: ``"cifar"`` (3×3 conv, stride 1, no max-pool), ``"cifar_pool"`` (3×3/1 conv that
+      keeps the 3×3/2 max-pool: DeepAL+'s ``CIFAR10_Net``, BASELINES.md §0.4) or
+      ``"imagenet"`` (7×7/2 conv + 3×3/2 max-pool).
     width: channels of the first stage (64 = the standard ResNet-18, 512-d embedding).
     dropout: dropout rate before the head (MC-dropout BALD).
     rngs: ``nnx.Rngs`` with a ``params`` stream.
 
   Example:
     >>> from flax import nnx
+
     >>> import jax.numpy as jnp
     >>> m = ResNet18(1, 10, width=8, rngs=nnx.Rngs(0))
     >>> [a.shape for a in m(jnp.zeros((2, 28, 28, 1)))]
@@ -60,14 +64,14 @@ class ResNet18(nnx.Module):
     self.stem = stem
     self.gray = in_channels == 1
     if self.gray:
-      self.adapter = nnx.Conv(1, 3, (1, 1), rngs=rngs)
+      self.adapter = Conv(1, 3, (1, 1), rngs=rngs)
       in_channels = 3
-    if stem == "cifar":
-      self.conv1 = nnx.Conv(in_channels, width, (3, 3), padding=1, use_bias=False, rngs=rngs)
+    if stem in ("cifar", "cifar_pool"):
+      self.conv1 = Conv(in_channels, width, (3, 3), padding=1, use_bias=False, rngs=rngs)
     else:
-      self.conv1 = nnx.Conv(in_channels, width, (7, 7), strides=2, padding=3, use_bias=False,
-                            rngs=rngs)
-    self.bn1 = nnx.BatchNorm(width, **_BN, rngs=rngs)
+      self.conv1 = Conv(in_channels, width, (7, 7), strides=2, padding=3, use_bias=False,
+                        rngs=rngs)
+    self.bn1 = BatchNorm(width, **_BN, rngs=rngs)
     blocks, cin = [], width
     for stage, mult in enumerate((1, 2, 4, 8)):
       cout = width * mult
@@ -76,7 +80,7 @@ class ResNet18(nnx.Module):
         cin = cout
     self.blocks = nnx.List(blocks)
     self.drop = nnx.Dropout(dropout)
-    self.head = nnx.Linear(cin, num_classes, rngs=rngs)
+    self.head = Linear(cin, num_classes, rngs=rngs)
     self.embed_dim = cin
     self.dropout_rate = dropout
 
@@ -86,7 +90,7 @@ class ResNet18(nnx.Module):
     if self.gray:
       x = self.adapter(x)
     h = jax.nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
-    if self.stem == "imagenet":
+    if self.stem != "cifar":
       h = nnx.max_pool(h, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     for block in self.blocks:
       h = block(h, train)

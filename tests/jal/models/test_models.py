@@ -293,7 +293,7 @@ def test_unknown_model_lists_choices():
     jal.make_net("nope", (8, 8, 1), K)
   for name in MODELS:
     assert repr(name) in str(info.value)
-  assert set(STEMS) == {"cifar", "imagenet"}
+  assert set(STEMS) == {"cifar", "cifar_pool", "imagenet"}
 
 
 # ----------------------------------------------------------------------------- Net identity

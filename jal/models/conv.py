@@ -1,0 +1,161 @@
+"""Convolution lowerings chosen by shape: XLA's convolution or shifted slices and one matmul.
+
+XLA:CPU runs small-spatial, many-channel convolutions far below the machine's matmul speed
+(ResNet-18 stage 3 at 2×2×256: ~7 GFLOP/s against ~280 for a float32 matmul, BUILD_NOTES.md
+"ResNet-18 at PyTorch speed"), while the same convolution written as ``kh·kw`` shifted,
+strided slices concatenated on channels (an im2col built from slices) and one matrix product
+runs at matmul speed. ``conv`` is a drop-in for ``lax.conv_general_dilated`` (NHWC inputs, HWIO
+kernels, the form flax's ``Conv`` calls) that picks the lowering per layer shape and backend
+from measured rules (``lowering``); both are exact, only the float rounding order differs.
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+__all__ = ["LOWERINGS", "conv", "conv_dense", "conv_slices", "dense_kernel", "im2col",
+           "lowering", "resolve_padding"]
+
+LOWERINGS = ("xla", "slices", "dense")
+
+
+def resolve_padding(padding, in_hw: Sequence[int], kernel_hw: Sequence[int],
+                    strides: Sequence[int]) -> list[tuple[int, int]]:
+  """Explicit ``[(lo, hi), (lo, hi)]`` padding of the two spatial axes (``'SAME'``,
+  ``'VALID'`` or pairs, as ``lax.conv_general_dilated`` takes them)."""
+  if isinstance(padding, str):
+    return [tuple(p) for p in lax.padtype_to_pads(tuple(in_hw), tuple(kernel_hw),
+                                                  tuple(strides), padding)]
+  return [(int(lo), int(hi)) for lo, hi in padding]
+
+
+def im2col(x: jax.Array, kernel_hw: Sequence[int], strides: Sequence[int],
+           padding) -> jax.Array:
+  """Patches of ``x [n, H, W, C]`` for a ``kh×kw`` window: ``[n, Ho, Wo, kh·kw·C]``.
+
+  Built from ``kh·kw`` strided slices of the padded input concatenated on channels, ordered
+  ``(i, j, c)`` so that ``patches @ kernel.reshape(kh·kw·C, O)`` is the convolution.
+  """
+  kh, kw = kernel_hw
+  sh, sw = strides
+  pads = resolve_padding(padding, x.shape[1:3], kernel_hw, strides)
+  if any(lo or hi for lo, hi in pads):
+    x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+  ho = (x.shape[1] - kh) // sh + 1
+  wo = (x.shape[2] - kw) // sw + 1
+  if kh == kw == 1:
+    return x[:, :(ho - 1) * sh + 1:sh, :(wo - 1) * sw + 1:sw, :]
+  cols = [lax.slice(x, (0, i, j, 0), (x.shape[0], i + (ho - 1) * sh + 1,
+                                       j + (wo - 1) * sw + 1, x.shape[3]), (1, sh, sw, 1))
+          for i in range(kh) for j in range(kw)]
+  return jnp.concatenate(cols, axis=-1)
+
+
+def conv_slices(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,
+                precision=None) -> jax.Array:
+  """``x [n, H, W, C]`` ⋆ ``kernel [kh, kw, C, O]`` as im2col by slices and one matmul."""
+  kh, kw, c, o = kernel.shape
+  patches = im2col(x, (kh, kw), strides, padding)
+  n, ho, wo, k = patches.shape
+  out = jnp.dot(patches.reshape(n * ho * wo, k), kernel.reshape(kh * kw * c, o),
+                precision=precision)
+  return out.reshape(n, ho, wo, o)
+
+
+def _taps_1d(size: int, out: int, k: int, stride: int, lo: int) -> np.ndarray:
+  """``[size, out, k]`` 0/1: input ``a`` feeds output ``b`` through kernel tap ``i``."""
+  sel = np.zeros((size, out, k), np.float32)
+  for b in range(out):
+    for i in range(k):
+      a = b * stride + i - lo
+      if 0 <= a < size:
+        sel[a, b, i] = 1.0
+  return sel
+
+
+def dense_kernel(kernel: jax.Array, in_hw: Sequence[int], strides: Sequence[int],
+                 padding) -> jax.Array:
+  """The convolution of an ``H×W`` map as one ``[H·W·C, Ho·Wo·O]`` matrix.
+
+  Entry ``((h, w, c), (ho, wo, o))`` is ``kernel[h − ho·s + lo, w − wo·s + lo', c, o]`` where
+  that tap exists, else 0: padding taps are dropped exactly, not multiplied by zeros.
+  """
+  kh, kw, c, o = kernel.shape
+  (pt, pb), (pl, pr) = resolve_padding(padding, in_hw, (kh, kw), strides)
+  h, w = in_hw
+  ho = (h + pt + pb - kh) // strides[0] + 1
+  wo = (w + pl + pr - kw) // strides[1] + 1
+  rows = jnp.asarray(_taps_1d(h, ho, kh, strides[0], pt))
+  cols = jnp.asarray(_taps_1d(w, wo, kw, strides[1], pl))
+  big = jnp.einsum("hai,wbj,ijco->hwcabo", rows, cols, kernel)
+  return big.reshape(h * w * c, ho * wo * o)
+
+
+def conv_dense(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,
+               precision=None) -> jax.Array:
+  """``x [n, H, W, C]`` ⋆ ``kernel`` as one matmul with ``dense_kernel`` (tiny maps only:
+  the matrix has ``H·W·C × Ho·Wo·O`` entries)."""
+  n, h, w, c = x.shape
+  big = dense_kernel(kernel, (h, w), strides, padding)
+  out = jnp.dot(x.reshape(n, h * w * c), big, precision=precision)
+  ho, wo = _out_hw((h, w), kernel.shape[:2], strides, padding)
+  return out.reshape(n, ho, wo, kernel.shape[-1])
+
+
+def _out_hw(in_hw, kernel_hw, strides, padding) -> tuple[int, int]:
+  pads = resolve_padding(padding, in_hw, kernel_hw, strides)
+  return tuple((s + lo + hi - k) // st + 1
+               for s, (lo, hi), k, st in zip(in_hw, pads, kernel_hw, strides))
+
+
+def lowering(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Sequence[int],
+             backend: str | None = None) -> str:
+  """The lowering ``conv`` uses for an NHWC input ``in_shape`` and HWIO ``kernel_shape``.
+
+  Rules measured on XLA:CPU (``python -m experiments.bench.convs``; BUILD_NOTES.md): the
+  sliced matmul wins once the convolution has enough input channels for its matmul to be
+  efficient, and for every 1×1 kernel; XLA's convolution stays for few-channel inputs (LeNet's
+  5×5 convolutions, the stems' first layer) and on every other backend (GPU/TPU convolutions
+  are native and fast).
+  """
+  backend = backend or jax.default_backend()
+  if backend != "cpu":
+    return "xla"
+  kh, kw, cin, _ = kernel_shape
+  if kh == kw == 1 or cin >= 32:
+    return "slices"
+  return "xla"
+
+
+def conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+         dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
+  """``lax.conv_general_dilated`` for NHWC/HWIO with the lowering ``lowering`` picks.
+
+  Anything the sliced lowering does not cover (dilation, groups, other layouts, extra
+  keyword arguments) goes to ``lax.conv_general_dilated`` unchanged.
+  """
+  dilated = any(d != 1 for d in (lhs_dilation or ())) or any(d != 1 for d in
+                                                               (rhs_dilation or ()))
+  plain = (lhs.ndim == 4 and feature_group_count == 1 and not dilated and
+           not any(v is not None for v in kwargs.values()) and _is_nhwc(dimension_numbers))
+  how = lowering(lhs.shape, rhs.shape, window_strides) if plain else "xla"
+  if how != "xla":
+    return _BY_NAME[how](lhs, rhs, window_strides, padding, precision)
+  return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                  rhs_dilation, dimension_numbers, feature_group_count,
+                                  precision=precision, **kwargs)
+
+
+def _is_nhwc(dn) -> bool:
+  if dn is None:
+    return False
+  if isinstance(dn, lax.ConvDimensionNumbers):
+    return dn == lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1),
+                                            ("NHWC", "HWIO", "NHWC"))
+  return tuple(dn) == ("NHWC", "HWIO", "NHWC")
+
+
+_BY_NAME = {"slices": conv_slices, "dense": conv_dense}

@@ -1,0 +1,161 @@
+"""jal.models.conv: every lowering equals lax.conv_general_dilated, in value and gradient, on
+every convolution shape jal's models use; the dispatch rule; the model-level equivalence."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax import lax
+
+import jal
+from jal.models import conv, taps
+
+DN = ("NHWC", "HWIO", "NHWC")
+MODEL_SPECS = [
+    ("lenet", (28, 28, 1), {}), ("lenet", (8, 8, 1), {}),
+    ("resnet18", (28, 28, 1), {"stem": "imagenet"}),
+    ("resnet18", (32, 32, 3), {"stem": "cifar"}),
+    ("resnet18", (32, 32, 3), {"stem": "cifar_pool"}),
+]
+
+
+def _model_conv_shapes():
+  """(input HW·C, kernel, strides, padding) of every convolution of the models above."""
+  out = set()
+  for name, shape, kw in MODEL_SPECS:
+    net = jal.make_net(name, shape, 10, **kw)
+    found = []
+
+    def run(net=net, shape=shape, found=found):
+      v = net.init(jax.random.key(0))
+      with taps.recording() as rec:
+        net.apply(v, jnp.zeros((2, *shape)))
+      for t in rec.taps:
+        if isinstance(t.layer, nnx.Conv):
+          pad = t.layer.padding
+          pad = pad if isinstance(pad, str) else ((pad, pad),) * 2
+          found.append((t.x.shape[1:], tuple(t.layer.kernel.shape),
+                        tuple(np.broadcast_to(t.layer.strides, 2).tolist()), pad))
+      return 0
+
+    jax.eval_shape(run)
+    out.update(found)
+  return sorted(out, key=str)
+
+
+SHAPES = _model_conv_shapes()
+
+
+def test_the_models_use_the_expected_shapes():
+  kernels = {s[1] for s in SHAPES}
+  assert (7, 7, 3, 64) in kernels and (1, 1, 1, 3) in kernels and (5, 5, 1, 6) in kernels
+  assert (3, 3, 256, 512) in kernels and (1, 1, 256, 512) in kernels
+  assert any(s[0] == (1, 1, 512) for s in SHAPES)  # ImageNet stem at 28×28: layer4 is 1×1
+  assert len(SHAPES) >= 20
+
+
+def _inputs(specs, n, seed=0):
+  rng = np.random.default_rng(seed)
+  out = []
+  for in_shape, kshape, strides, padding in specs:
+    x = rng.standard_normal((n, *in_shape)).astype(np.float32)
+    w = (rng.standard_normal(kshape) / np.sqrt(np.prod(kshape[:3]))).astype(np.float32)
+    y = lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=DN)
+    ct = rng.standard_normal(y.shape).astype(np.float32)
+    out.append((x, w, ct))
+  return out
+
+
+def _value_and_grads(fn, specs, arrays):
+  """``[(y, dx, dw)]`` of ``fn`` on every spec, in one jitted program (one compile)."""
+  def run(arrays):
+    res = []
+    for (_, _, strides, padding), (x, w, ct) in zip(specs, arrays):
+      f = lambda x, w, s=strides, p=padding: fn(x, w, s, p)
+      y, vjp = jax.vjp(f, x, w)
+      res.append((y, *vjp(ct)))
+    return res
+  return jax.jit(run)(arrays)
+
+
+def _xla(x, w, strides, padding):
+  return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=DN)
+
+
+def _assert_same(got, want, label):
+  for name, a, b in zip(("value", "d/dx", "d/dw"), got, want):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.max(np.abs(b))),
+                               err_msg=f"{label}: {name}")
+
+
+def _check_all(fn, specs, n=2):
+  arrays = _inputs(specs, n)
+  got = _value_and_grads(fn, specs, arrays)
+  want = _value_and_grads(_xla, specs, arrays)
+  for spec, g, w in zip(specs, got, want):
+    assert g[0].shape == w[0].shape
+    _assert_same(g, w, str(spec))
+
+
+def test_slices_lowering_equals_xla_on_every_model_shape():
+  _check_all(conv.conv_slices, SHAPES)
+
+
+def test_dense_lowering_equals_xla_on_every_small_model_shape():
+  small = [s for s in SHAPES if s[0][0] * s[0][1] <= 16]
+  assert len(small) >= 6
+  _check_all(conv.conv_dense, small)
+
+
+def test_lowerings_on_odd_paddings_and_strides():
+  specs = [((5, 6, 3), (3, 2, 3, 4), strides, padding)
+           for padding in ["SAME", "VALID", ((2, 0), (0, 1))]
+           for strides in [(1, 1), (2, 2), (2, 1)]]
+  for fn in (conv.conv_slices, conv.conv_dense):
+    _check_all(fn, specs, n=3)
+
+
+def test_dense_kernel_drops_padding_taps():
+  # A 1×1 map under a 3×3 'SAME' kernel: only the centre tap can ever touch it.
+  w = jnp.arange(3 * 3 * 2 * 2, dtype=jnp.float32).reshape(3, 3, 2, 2)
+  big = conv.dense_kernel(w, (1, 1), (1, 1), ((1, 1), (1, 1)))
+  np.testing.assert_array_equal(big, w[1, 1])
+
+
+def test_dispatch_follows_the_rule_and_falls_back(monkeypatch):
+  x = jnp.ones((2, 4, 4, 64))
+  w = jnp.ones((3, 3, 64, 8))
+  called = []
+  monkeypatch.setitem(conv._BY_NAME, "slices",
+                      lambda *a: called.append("slices") or conv.conv_slices(*a))
+  monkeypatch.setitem(conv._BY_NAME, "dense",
+                      lambda *a: called.append("dense") or conv.conv_dense(*a))
+  monkeypatch.setattr(conv, "lowering", lambda *a, **k: "slices")
+  conv.conv(x, w, (1, 1), "SAME", dimension_numbers=lax.conv_dimension_numbers(
+      x.shape, w.shape, DN))
+  assert called == ["slices"]
+  # Dilation and feature groups always go to XLA.
+  conv.conv(x, w, (1, 1), "SAME", rhs_dilation=(2, 2), dimension_numbers=DN)
+  conv.conv(x, jnp.ones((3, 3, 32, 8)), (1, 1), "SAME", dimension_numbers=DN,
+            feature_group_count=2)
+  assert called == ["slices"]
+
+
+def test_other_backends_keep_the_native_convolution():
+  for kshape in [(3, 3, 256, 256), (1, 1, 64, 128), (7, 7, 3, 64)]:
+    assert conv.lowering((8, 4, 4, kshape[2]), kshape, (1, 1), backend="gpu") == "xla"
+    assert conv.lowering((8, 4, 4, kshape[2]), kshape, (1, 1), backend="tpu") == "xla"
+  for shape in SHAPES:
+    assert conv.lowering((8, *shape[0]), shape[1], shape[2], backend="cpu") in conv.LOWERINGS
+
+
+@pytest.mark.parametrize("name,shape,kw", MODEL_SPECS[2:3], ids=["resnet_imagenet"])
+def test_model_with_chosen_lowerings_equals_xla_everywhere(name, shape, kw, monkeypatch):
+  net = jal.make_net(name, shape, 10, width=8, **kw)
+  v = net.init(jax.random.key(0))
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((3, *shape)), jnp.float32)
+  fast = jax.jit(lambda v, x: net.apply(v, x)[0])(v, x)
+  monkeypatch.setattr(conv, "lowering", lambda *a, **k: "xla")
+  ref = jax.jit(lambda v, x: net.apply(v, x)[0])(v, x)
+  np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(ref))))
