@@ -4,20 +4,24 @@ XLA:CPU runs small-spatial, many-channel convolutions far below the machine's ma
 (ResNet-18 stage 3 at 2×2×256: ~7 GFLOP/s against ~280 for a float32 matmul, BUILD_NOTES.md
 "ResNet-18 at PyTorch speed"), while the same convolution written as ``kh·kw`` shifted,
 strided slices concatenated on channels (an im2col built from slices) and one matrix product
-runs at matmul speed. ``conv`` is a drop-in for ``lax.conv_general_dilated`` (NHWC inputs, HWIO
-kernels, the form flax's ``Conv`` calls) that picks the lowering per layer shape and backend
-from measured rules (``lowering``); both are exact, only the float rounding order differs.
+runs at matmul speed; on maps of ≤ 2×2 positions one matmul with the convolution unrolled into a
+dense matrix wins (padding taps dropped). ``conv`` is a drop-in for ``lax.conv_general_dilated``
+(NHWC inputs, HWIO kernels, the form flax's ``Conv`` calls) that picks the forward and the
+backward lowering per layer shape and backend from measured rules (``lowerings``); all are
+exact, only the float rounding order differs.
 """
 
+import functools
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 __all__ = ["LOWERINGS", "conv", "conv_dense", "conv_slices", "dense_kernel", "im2col",
-           "lowering", "resolve_padding"]
+           "lowering", "lowerings", "resolve_padding"]
 
 LOWERINGS = ("xla", "slices", "dense")
 
@@ -111,42 +115,96 @@ def _out_hw(in_hw, kernel_hw, strides, padding) -> tuple[int, int]:
                for s, (lo, hi), k, st in zip(in_hw, pads, kernel_hw, strides))
 
 
-def lowering(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Sequence[int],
-             backend: str | None = None) -> str:
-  """The lowering ``conv`` uses for an NHWC input ``in_shape`` and HWIO ``kernel_shape``.
+def lowerings(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Sequence[int],
+              backend: str | None = None) -> tuple[str, str, str]:
+  """The lowerings ``conv`` uses for an NHWC input ``in_shape`` and an HWIO ``kernel_shape``:
+  ``(forward, input gradient, kernel gradient)``.
 
-  Rules measured on XLA:CPU (``python -m experiments.bench.convs``; BUILD_NOTES.md): the
-  sliced matmul wins once the convolution has enough input channels for its matmul to be
-  efficient, and for every 1×1 kernel; XLA's convolution stays for few-channel inputs (LeNet's
-  5×5 convolutions, the stems' first layer) and on every other backend (GPU/TPU convolutions
-  are native and fast).
+  Rules read off ``python -m experiments.bench.convs`` and the split timings in BUILD_NOTES.md
+  ("ResNet-18 at PyTorch speed"), XLA:CPU: forward at batch 1,024, XLA's convolution wins on
+  maps of 7×7 and more at stride 1, the sliced matmul on 1×1 kernels and on strided
+  convolutions with ≥ 128 input channels, the dense matmul on maps of ≤ 2×2 (padding taps
+  dropped). At batch 128, XLA's input gradient is as fast as its forward pass on maps of
+  16×16 and more, while its kernel gradient runs 3–7× slower than the sliced matmul's
+  (``patchesᵀ @ g``) everywhere. 5×5 kernels (LeNet-5) stay on XLA so that LeNet's results
+  stay bit-identical. Other backends keep their native convolution.
   """
   backend = backend or jax.default_backend()
   if backend != "cpu":
-    return "xla"
+    return "xla", "xla", "xla"
+  _, h, w, _ = in_shape
   kh, kw, cin, _ = kernel_shape
-  if kh == kw == 1 or cin >= 32:
-    return "slices"
-  return "xla"
+  if (kh, kw) == (5, 5):
+    return "xla", "xla", "xla"
+  if kh == kw == 1:
+    return "slices", "slices", "slices"
+  if h * w <= 4:
+    back = "dense" if h * w == 1 else "slices"
+    return "dense", back, back
+  strided = any(s > 1 for s in strides)
+  forward = "slices" if (strided and cin >= 128) or cin >= 512 else "xla"
+  return forward, "xla" if h * w >= 256 else "slices", "slices"
+
+
+def lowering(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Sequence[int],
+             backend: str | None = None) -> str:
+  """The forward lowering of ``lowerings``."""
+  return lowerings(in_shape, kernel_shape, strides, backend)[0]
+
+
+def _run(how, x, w, strides, padding, precision):
+  if how == "xla":
+    return lax.conv_general_dilated(x, w, strides, padding, precision=precision,
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return _BY_NAME[how](x, w, strides, padding, precision)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5))
+def _split_conv(x, w, strides, padding, precision, how):
+  """The convolution computed by ``how[0]``, differentiated through ``how[1]`` (in ``x``)
+  and ``how[2]`` (in ``w``); gradients are the transposes of those JVPs."""
+  return _run(how[0], x, w, strides, padding, precision)
+
+
+def _split_conv_jvp(strides, padding, precision, how, primals, tangents):
+  x, w = primals
+  dx, dw = tangents
+  y = _run(how[0], x, w, strides, padding, precision)
+  parts = []
+  if not isinstance(dx, SymbolicZero):
+    parts.append(_run(how[1], dx, w, strides, padding, precision))
+  if not isinstance(dw, SymbolicZero):
+    parts.append(_run(how[2], x, dw, strides, padding, precision))
+  return y, sum(parts[1:], parts[0]) if parts else jnp.zeros_like(y)
+
+
+_split_conv.defjvp(_split_conv_jvp, symbolic_zeros=True)
 
 
 def conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
          dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
-  """``lax.conv_general_dilated`` for NHWC/HWIO with the lowering ``lowering`` picks.
+  """``lax.conv_general_dilated`` for NHWC/HWIO with the lowerings ``lowerings`` picks.
 
-  Anything the sliced lowering does not cover (dilation, groups, other layouts, extra
-  keyword arguments) goes to ``lax.conv_general_dilated`` unchanged.
+  The forward pass runs the forward lowering; derivatives (JVP, and so gradients by its
+  transpose) run the input- and kernel-gradient ones. Anything the other lowerings do not
+  cover (dilation, groups, other layouts, extra keyword arguments) goes to
+  ``lax.conv_general_dilated``.
   """
   dilated = any(d != 1 for d in (lhs_dilation or ())) or any(d != 1 for d in
                                                                (rhs_dilation or ()))
   plain = (lhs.ndim == 4 and feature_group_count == 1 and not dilated and
            not any(v is not None for v in kwargs.values()) and _is_nhwc(dimension_numbers))
-  how = lowering(lhs.shape, rhs.shape, window_strides) if plain else "xla"
-  if how != "xla":
-    return _BY_NAME[how](lhs, rhs, window_strides, padding, precision)
-  return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
-                                  rhs_dilation, dimension_numbers, feature_group_count,
-                                  precision=precision, **kwargs)
+  how = lowerings(lhs.shape, rhs.shape, window_strides) if plain else ("xla",) * 3
+  if how == ("xla",) * 3:
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                    rhs_dilation, dimension_numbers, feature_group_count,
+                                    precision=precision, **kwargs)
+  if not isinstance(padding, str):
+    padding = tuple((int(lo), int(hi)) for lo, hi in padding)
+  strides = tuple(int(s) for s in window_strides)
+  if len(set(how)) == 1:
+    return _BY_NAME[how[0]](lhs, rhs, strides, padding, precision)
+  return _split_conv(lhs, rhs, strides, padding, precision, how)
 
 
 def _is_nhwc(dn) -> bool:

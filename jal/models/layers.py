@@ -14,7 +14,7 @@ from flax import nnx
 
 from jal.models import conv, taps
 
-__all__ = ["BatchNorm", "Conv", "Linear"]
+__all__ = ["BatchNorm", "Conv", "Linear", "conv_shapes"]
 
 
 class Conv(nnx.Conv):
@@ -42,3 +42,26 @@ class BatchNorm(nnx.BatchNorm):
                **kwargs) -> jax.Array:
     return taps.tap(self, x, super().__call__(x, use_running_average=use_running_average,
                                               **kwargs))
+
+
+def conv_shapes(net, input_shape) -> list[tuple]:
+  """Every convolution ``net`` runs on one ``(H, W, C)`` image, in call order, as
+  ``(input (H, W, C), kernel (kh, kw, C, O), strides (sh, sw), padding)`` — the shapes the
+  lowering rules and their tests cover. Traced abstractly (nothing is computed)."""
+  found = []
+
+  def run():
+    with taps.recording() as rec:
+      net.apply(net.init(jax.random.key(0)), jax.numpy.zeros((1, *input_shape)))
+    for t in rec.taps:
+      if isinstance(t.layer, nnx.Conv):
+        pad = t.layer.padding
+        pad = pad if isinstance(pad, str) else ((pad, pad),) * 2 if isinstance(pad, int) \
+            else tuple(tuple(p) for p in pad)
+        strides = t.layer.strides
+        strides = (strides,) * 2 if isinstance(strides, int) else tuple(strides)
+        found.append((tuple(t.x.shape[1:]), tuple(t.layer.kernel.shape), strides, pad))
+    return 0
+
+  jax.eval_shape(run)
+  return found

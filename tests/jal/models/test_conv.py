@@ -5,11 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 from jax import lax
 
 import jal
-from jal.models import conv, taps
+from jal.models import conv
+from jal.models.layers import conv_shapes
 
 DN = ("NHWC", "HWIO", "NHWC")
 MODEL_SPECS = [
@@ -21,26 +21,10 @@ MODEL_SPECS = [
 
 
 def _model_conv_shapes():
-  """(input HW·C, kernel, strides, padding) of every convolution of the models above."""
+  """(input HWC, kernel, strides, padding) of every convolution of the models above."""
   out = set()
   for name, shape, kw in MODEL_SPECS:
-    net = jal.make_net(name, shape, 10, **kw)
-    found = []
-
-    def run(net=net, shape=shape, found=found):
-      v = net.init(jax.random.key(0))
-      with taps.recording() as rec:
-        net.apply(v, jnp.zeros((2, *shape)))
-      for t in rec.taps:
-        if isinstance(t.layer, nnx.Conv):
-          pad = t.layer.padding
-          pad = pad if isinstance(pad, str) else ((pad, pad),) * 2
-          found.append((t.x.shape[1:], tuple(t.layer.kernel.shape),
-                        tuple(np.broadcast_to(t.layer.strides, 2).tolist()), pad))
-      return 0
-
-    jax.eval_shape(run)
-    out.update(found)
+    out.update(conv_shapes(jal.make_net(name, shape, 10, **kw), shape))
   return sorted(out, key=str)
 
 
@@ -102,6 +86,15 @@ def test_slices_lowering_equals_xla_on_every_model_shape():
   _check_all(conv.conv_slices, SHAPES)
 
 
+def test_dispatched_conv_equals_xla_on_every_model_shape():
+  """``conv`` as the models call it: forward and backward lowerings picked per shape (a
+  custom JVP where they differ)."""
+  _check_all(lambda x, w, s, p: conv.conv(x, w, s, p, dimension_numbers=DN), SHAPES)
+  assert {conv.lowerings((128, *s[0]), s[1], s[2], "cpu") for s in SHAPES} >= {
+      ("xla",) * 3, ("xla", "slices", "slices"), ("xla", "xla", "slices"), ("slices",) * 3,
+      ("dense",) * 3, ("dense", "slices", "slices")}
+
+
 def test_dense_lowering_equals_xla_on_every_small_model_shape():
   small = [s for s in SHAPES if s[0][0] * s[0][1] <= 16]
   assert len(small) >= 6
@@ -131,7 +124,7 @@ def test_dispatch_follows_the_rule_and_falls_back(monkeypatch):
                       lambda *a: called.append("slices") or conv.conv_slices(*a))
   monkeypatch.setitem(conv._BY_NAME, "dense",
                       lambda *a: called.append("dense") or conv.conv_dense(*a))
-  monkeypatch.setattr(conv, "lowering", lambda *a, **k: "slices")
+  monkeypatch.setattr(conv, "lowerings", lambda *a, **k: ("slices",) * 3)
   conv.conv(x, w, (1, 1), "SAME", dimension_numbers=lax.conv_dimension_numbers(
       x.shape, w.shape, DN))
   assert called == ["slices"]
@@ -144,10 +137,13 @@ def test_dispatch_follows_the_rule_and_falls_back(monkeypatch):
 
 def test_other_backends_keep_the_native_convolution():
   for kshape in [(3, 3, 256, 256), (1, 1, 64, 128), (7, 7, 3, 64)]:
-    assert conv.lowering((8, 4, 4, kshape[2]), kshape, (1, 1), backend="gpu") == "xla"
-    assert conv.lowering((8, 4, 4, kshape[2]), kshape, (1, 1), backend="tpu") == "xla"
+    for backend in ("gpu", "tpu"):
+      assert conv.lowerings((8, 4, 4, kshape[2]), kshape, (1, 1), backend) == ("xla",) * 3
   for shape in SHAPES:
-    assert conv.lowering((8, *shape[0]), shape[1], shape[2], backend="cpu") in conv.LOWERINGS
+    assert set(conv.lowerings((8, *shape[0]), shape[1], shape[2], "cpu")) <= set(
+        conv.LOWERINGS)
+  # LeNet-5's 5×5 convolutions stay on XLA both ways (its recorded goldens are bit-exact).
+  assert conv.lowerings((8, 28, 28, 1), (5, 5, 1, 6), (1, 1), "cpu") == ("xla",) * 3
 
 
 @pytest.mark.parametrize("name,shape,kw", MODEL_SPECS[2:3], ids=["resnet_imagenet"])
@@ -156,6 +152,6 @@ def test_model_with_chosen_lowerings_equals_xla_everywhere(name, shape, kw, monk
   v = net.init(jax.random.key(0))
   x = jnp.asarray(np.random.default_rng(0).standard_normal((3, *shape)), jnp.float32)
   fast = jax.jit(lambda v, x: net.apply(v, x)[0])(v, x)
-  monkeypatch.setattr(conv, "lowering", lambda *a, **k: "xla")
+  monkeypatch.setattr(conv, "lowerings", lambda *a, **k: ("xla",) * 3)
   ref = jax.jit(lambda v, x: net.apply(v, x)[0])(v, x)
   np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(ref))))
