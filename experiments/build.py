@@ -15,7 +15,7 @@ from experiments import configs
 from jal.rambo import IMBALANCE_MODES, BilevelConfig, RamboConfig, imbalanced_pool, noisy_pool
 
 __all__ = ["CURRICULUM_STRATEGIES", "SETTINGS_STREAM", "TRAIN_TRANSFORMS", "apply_pool_settings",
-           "check_binary", "dataset", "dropout", "load_data", "loop_config", "net",
+           "check_binary", "dataset", "dropout", "initial_set", "load_data", "loop_config", "net",
            "pool_settings_active", "rambo_config", "run_key", "strategy", "strategy_kwargs",
            "train_config", "train_transform_record", "uses_superloss"]
 
@@ -186,6 +186,14 @@ def loop_config(config: ConfigDict) -> jal.LoopConfig:
                         rounds=int(lo.rounds), chunk_size=int(lo.chunk_size))
 
 
+def initial_set(config: ConfigDict) -> jal.data.InitialSet:
+  """How ``L₀`` is drawn (``loop.initial_set``, ``loop.initial_minor_fraction``; uniform when
+  a config has neither)."""
+  lo = config.loop
+  return jal.data.InitialSet(str(lo.get("initial_set", "random")),
+                             float(lo.get("initial_minor_fraction", 0.05))).validate()
+
+
 def dropout(config: ConfigDict) -> float:
   """``model.dropout``; BALD needs MC dropout and gets 0.25 when it is unset (0)."""
   rate = float(config.model.get("dropout") or 0.0)
@@ -208,11 +216,13 @@ def net(config: ConfigDict, data: jal.data.Dataset, verbose: bool = False) -> ja
 def strategy_kwargs(config: ConfigDict) -> dict:
   """The ``strategy.kwargs`` that the strategy's constructor accepts, so one protocol config
   drives BRAL-T and its baselines; BRAL-T's ``EnvConfig`` fields are grouped under ``env``
-  (its ablations, which take ``**kwargs``, accept ``bral_t_strategy``'s arguments)."""
+  (its ablations, which take ``**kwargs``, accept ``bral_t_strategy``'s arguments). ``None``
+  values are left out (the constructor's default)."""
   name = config.strategy.name
   if name not in jal.STRATEGIES:
     raise ValueError(f"unknown strategy {name!r}; choose from {sorted(jal.STRATEGIES)}")
   kwargs = config.strategy.kwargs.to_dict() if "kwargs" in config.strategy else {}
+  kwargs = {k: v for k, v in kwargs.items() if v is not None}
   params = inspect.signature(jal.STRATEGIES[name]).parameters
   if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
     params = inspect.signature(jal.bralt.bral_t_strategy).parameters  # BRAL-T's ablations

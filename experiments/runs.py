@@ -50,7 +50,7 @@ def run_al(config: ConfigDict, workdir: str, data_dir: str | None = None,
     extra["pool_settings"] = config.data.pool.to_dict()
   history = jal.run_loop(build.run_key(config), data, net, build.train_config(config), strategy,
                          build.loop_config(config), workdir=workdir, verbose=verbose, mesh=mesh,
-                         extra_config=extra)
+                         extra_config=extra, initial_set=build.initial_set(config))
   summary = history.summary()  # finished, wall_seconds: the loop's own record (it prints AUBC)
   return summary
 

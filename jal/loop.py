@@ -27,6 +27,7 @@ from flax import serialization
 
 from jal import metrics, parallel
 from jal.data.dataset import Dataset
+from jal.data.initial import InitialSet, twisted_initial_mask
 from jal.models.net import Net
 from jal.strategies import Context, Strategy, select_timed
 from jal.train import TrainConfig, accuracy, all_finite, fit
@@ -263,7 +264,8 @@ def _pad_mask(mask: np.ndarray, n_pad: int) -> np.ndarray:
 def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
              strategy: Strategy, loop_config: LoopConfig, *, workdir: str | None = None,
              verbose: bool = True, extra_config: dict | None = None,
-             on_round: Callable[[int, dict], None] | None = None, mesh=None) -> History:
+             on_round: Callable[[int, dict], None] | None = None, mesh=None,
+             initial_set: InitialSet | None = None) -> History:
   """Runs the AL protocol on ``data`` (pool = train split, accuracy on the test split).
 
   Args:
@@ -283,6 +285,8 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
       ``workdir`` (every process still reads a checkpoint to resume), and when the mesh
       spans several processes the pool is assembled from each process's own rows (see
       :func:`_pool`).
+    initial_set: how ``L₀`` is drawn (``jal.data.InitialSet``); ``None`` or mode
+      ``"random"``: uniformly (:func:`initial_mask`). A twisted set is recorded in the config.
 
   Returns:
     The ``History``.
@@ -290,11 +294,11 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
   lock = workdir_lock(workdir) if workdir and parallel.is_main_process() else None
   with lock or contextlib.nullcontext():
     return _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, verbose,
-                       extra_config, on_round, mesh)
+                       extra_config, on_round, mesh, initial_set or InitialSet())
 
 
 def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, verbose,
-                extra_config, on_round, mesh) -> History:
+                extra_config, on_round, mesh, initial_set) -> History:
   t_start = time.perf_counter()
   x, y = _pool(data, mesh)
   n = data.y_train.shape[0]
@@ -305,6 +309,8 @@ def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, ve
   config = {"dataset": data.name, "model": net.name, "strategy": strategy.name,
             **dataclasses.asdict(loop_config), "train": dataclasses.asdict(train_config),
             **(extra_config or {})}
+  if initial_set.validate().mode != "random":
+    config["initial_set"] = initial_set._asdict()
   k_init, k_rounds = jax.random.split(key)
   resumed = _try_resume(workdir, config, key) if workdir else None
   if resumed:
@@ -312,7 +318,10 @@ def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, ve
     if verbose:
       print(f"resuming {workdir} at round {start} ({int(mask.sum())} labeled)", flush=True)
   else:
-    mask, start, history = initial_mask(k_init, n, loop_config.init_size), 0, History(config)
+    mask = (initial_mask(k_init, n, loop_config.init_size) if initial_set.mode == "random" else
+            twisted_initial_mask(k_init, data.y_train, loop_config.init_size, initial_set.mode,
+                                 net.num_classes, initial_set.minor_fraction))
+    start, history = 0, History(config)
     state = None
   wall_before = history.wall_seconds
   if verbose and start == 0:

@@ -19,19 +19,30 @@ turns it into library objects. The keys:
 * ``train``: the ``jal.TrainConfig`` fields; ``superloss`` is ``"auto"`` (SuperLoss for the
   curriculum-learning methods only), ``"true"`` or ``"false"``.
 * ``strategy``: ``name`` and ``kwargs`` (those its constructor accepts are passed on, so one
-  BRAL-T config also drives the baselines it is compared with).
-* ``loop`` (``"al"``): the ``jal.LoopConfig`` fields.
+  BRAL-T config also drives the baselines it is compared with; a ``None`` value leaves the
+  constructor's default). ``"al"`` configs carry the options of ``STRATEGY_OPTIONS`` unset, so
+  that ``--config.strategy.kwargs.<option>=…`` can set them.
+* ``loop`` (``"al"``): the ``jal.LoopConfig`` fields, and how ``L₀`` is drawn:
+  ``initial_set`` (``jal.data.INITIAL_SETS``: random, or BRAL-T Table 8's twisted_main /
+  twisted_rare) with ``initial_minor_fraction`` (the small part's share, 50 / 1,000).
 * ``rambo`` (``"one_round"``): the ``jal.rambo.RamboConfig`` fields, ``utility`` holding the
   bilevel / OT / RankNet switches and schedule of ``BilevelConfig``.
 """
 
 from ml_collections import ConfigDict, config_dict
 
-__all__ = ["TRAIN_TRANSFORMS", "al_config", "data_section", "one_round_config"]
+__all__ = ["STRATEGY_OPTIONS", "TRAIN_TRANSFORMS", "al_config", "data_section",
+           "one_round_config"]
 
 # Names ``data.train_transform.name`` accepts ("none" or a jal.data transform).
 TRAIN_TRANSFORMS = ("none", "keep_probability_imbalance", "long_tail", "class_imbalance",
                     "noisy_labels")
+
+
+# Strategy options an "al" config carries unset (None: the constructor's default), by type:
+# GLISTER's η, SIMILAR's function / η / query / kernel columns, BRAL-T's agent reuse.
+STRATEGY_OPTIONS = {"step_size": float, "function": str, "eta": float, "query": str,
+                    "max_columns": int, "agent_rounds": str, "agent_file": str, "agent_dir": str}
 
 
 def _optional(value, kind):
@@ -93,9 +104,12 @@ def al_config(*, dataset: str, model: str, model_kwargs: dict, strategy: str,
       "model": {"name": model, "dropout": float(dropout), "kwargs": dict(model_kwargs)},
       "train": _train_section(epochs, batch_size, learning_rate, optimizer, stop_train_acc,
                               superloss, superloss_tau, superloss_lam, augment),
-      "strategy": {"name": strategy, "kwargs": dict(strategy_kwargs or {})},
+      "strategy": {"name": strategy, "kwargs": {
+          **{k: _optional(None, kind) for k, kind in STRATEGY_OPTIONS.items()},
+          **dict(strategy_kwargs or {})}},
       "loop": {"init_size": int(init_size), "budget": int(budget), "rounds": int(rounds),
-               "chunk_size": int(chunk_size)},
+               "chunk_size": int(chunk_size), "initial_set": "random",
+               "initial_minor_fraction": 0.05},
   })
 
 

@@ -14,7 +14,7 @@ from experiments.configs import default
 def get_config():
   c = default.get_config()
   c.strategy.name = "bral_t"
-  c.strategy.kwargs = dict(n_state_clusters=5, n_label_clusters=5, actions=3, max_points=128,
+  c.strategy.kwargs.update(n_state_clusters=5, n_label_clusters=5, actions=3, max_points=128,
                            rel_epsilon=1e-2, ot_momentum=1.5, lam=1.0, pad_to=128)
   c.loop.update(init_size=100, budget=50, rounds=6)
   c.train.superloss = "auto"

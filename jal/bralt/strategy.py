@@ -9,6 +9,9 @@
 - ``pseudo_score``: no RL; σ*·EL2N with pseudo-labels (argmax) on U, class-balanced (by
   pseudo-label) top scores, topped up by the next-best scores.
 - ``gradnd_gt``: oracle; class-balanced top exact GraNd on U with the *true* labels.
+
+``bral_t``'s ``agent_rounds`` / ``agent_file`` / ``agent_dir`` reuse the reward net across
+rounds or runs (App. C.3, Table 7; :mod:`jal.bralt.agent`).
 """
 
 import atexit
@@ -21,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jal.bralt import agent as agent_lib
 from jal.bralt import env as env_lib
 from jal.bralt import select as select_lib
 from jal.bralt import trustset
@@ -92,7 +96,7 @@ def _warm_up(key, emb, n_pad, pad_to, cfg, trust_cap):
 def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.ndarray,
               cfg: env_lib.EnvConfig, budget: int, trust_cap: int,
               global_ranking: bool = False, pad_to: int = 256, workers: int | None = None,
-              next_labeled: int | None = None):
+              next_labeled: int | None = None, model=None):
   """Runs the RL on the labeled rows and selects ``budget`` unlabeled rows.
 
   Args:
@@ -112,12 +116,15 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
       bucket's sampling program is compiled on a background thread (during the next
       round's training). The next call waits for it first, so what is left of the compile
       is counted in its RL seconds.
+    model: a trained reward net (``RewardModel``) to select with instead of training one
+      (agent reuse); its info then has empty ``losses``.
 
   Returns:
     ``(indices [≤ budget] np.int64, info)`` with ``info`` holding the reward-net losses
     ``[samplings, steps]``, the predicted rewards ``[C·A]``, the pool's action ids
-    ``act_assign [n]`` and the RL / selection seconds (with workers, the pool clustering
-    overlaps the RL; selection seconds are what is left after the reward net is trained).
+    ``act_assign [n]``, the reward net ``model`` and the RL / selection seconds (with workers,
+    the pool clustering overlaps the RL; selection seconds are what is left after the reward
+    net is trained).
 
   Raises:
     ValueError: if there are fewer than ``M + C`` labeled or ``C`` unlabeled rows.
@@ -146,7 +153,11 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
       select_lib.cluster_pool(k_clu, emb, jnp.asarray(labeled), cfg, sel_caps))
   rl_args = (k_rl, emb[jnp.asarray(rows)], jnp.asarray(valid), jnp.asarray(trust_l), cfg, caps)
   n_workers = default_workers(workers)
-  if n_workers > 1:
+  losses = np.zeros((0, 0), np.float32)
+  if model is not None:  # a reused agent: no RL this round
+    t1 = time.perf_counter()
+    clu = cluster()
+  elif n_workers > 1:
     # The pool clustering and the 30 samplings are independent of the reward net: worker
     # threads compute them while this thread trains it (same results, in parallel).
     ex = concurrent.futures.ThreadPoolExecutor(n_workers)
@@ -169,7 +180,7 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
     _warm_up(jax.random.split(k_rl)[0], emb, _pad_rows(next_labeled, pad_to), pad_to, cfg,
              trust_cap)
   return idx[idx >= 0], {"losses": np.asarray(losses), "pred": np.asarray(pred),
-                         "act_assign": np.asarray(clu.act_assign),
+                         "act_assign": np.asarray(clu.act_assign), "model": model,
                          "rl_seconds": t1 - t0, "selection_seconds": time.perf_counter() - t1}
 
 
@@ -216,7 +227,9 @@ def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
                     score_mode: str = "superloss_el2n", tau: float | None = None,
                     lam: float = 1.0, global_ranking: bool = False, pad_to: int = 256,
                     trust_group: str = "trust", name: str = "bral_t",
-                    full_info: bool = False, workers: int | None = None) -> Strategy:
+                    full_info: bool = False, workers: int | None = None,
+                    agent_rounds=None, agent_file: str | None = None,
+                    agent_dir: str | None = None) -> Strategy:
   """BRAL-T (Batch Reinforcement Active Learning with TrustSet).
 
   Args:
@@ -234,16 +247,27 @@ def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
       rewards, action ids, losses) and the TrustSet mask, for diagnostics; the default
       returns only JSON-able per-round figures.
     workers: threads for the samplings and the pool clustering (:func:`rl_select`).
+    agent_rounds: agent reuse (App. C.3, Table 7): the query rounds (0-based, e.g. ``(0, 20)``
+      or ``"0,20"``) in which a fresh reward net is trained; the other rounds reuse the last
+      one. ``None``: a fresh one every round (the paper's BRAL-T).
+    agent_file: a saved agent (``agent_dir`` of another run) used in every round; no RL.
+    agent_dir: where to save every agent this run trains (``agent_round<r>.msgpack``).
 
   Returns:
-    The ``Strategy``; its pool pass (embeddings, TrustSet scores) honours ``ctx.mesh``.
+    The ``Strategy``; its pool pass (embeddings, TrustSet scores) honours ``ctx.mesh``. With
+    an agent option the strategy has a ``state`` that says whether this round trains an
+    agent (with the keys of the plain BRAL-T round) or reuses the one it holds; ``pick``
+    stores a newly trained agent into that state dict, which the loop checkpoints after the
+    selection, so a resumed run reuses the same agent.
 
   Raises:
-    ValueError: for an unknown ``trust_group`` or ``env`` field.
+    ValueError: for an unknown ``trust_group`` or ``env`` field, or bad ``agent_rounds``.
   """
   if trust_group not in ("trust", "diffset"):
     raise ValueError(f"trust_group must be 'trust' or 'diffset', got {trust_group!r}")
   env = env_config(env)
+  agent_rounds = agent_lib.parse_rounds(agent_rounds)
+  pool_pass = _pool_pass(score_mode, tau, lam)
 
   def pick(key, ctx: Context, aux, budget):
     k = ctx.num_classes
@@ -255,14 +279,41 @@ def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
     else:
       trust = diffset_mask(aux["scores"], ctx.labeled, budget, 1)
       trust_cap = budget
+    st = ctx.state
+    reuse = st is not None and not int(st["train"])
+    model = None
+    if reuse:
+      agent_lib.check_embed_dim(st, aux["emb"].shape[1], agent_file or "the agent")
+      model = agent_lib.from_state(st, cfg.learning_rate)
     idx, info = rl_select(key, aux["emb"], np.asarray(ctx.labeled), np.asarray(trust), cfg,
                           budget, trust_cap, global_ranking, pad_to, workers,
-                          next_labeled=int(np.sum(ctx.labeled)) + budget)
-    if full_info:
-      return idx, {**info, **_round_info(info), "trust": np.asarray(trust)}
-    return idx, _round_info(info)
+                          next_labeled=None if reuse else int(np.sum(ctx.labeled)) + budget,
+                          model=model)
+    trained = info.pop("model")
+    if st is not None and not reuse:
+      # The agent trained now goes into this round's state dict, which the loop checkpoints
+      # after the selection (state() cannot train it: the TrustSet size depends on budget).
+      st.update(agent_lib.to_state(trained))
+      if agent_dir is not None:
+        agent_lib.save_agent(agent_lib.agent_path(agent_dir, int(st["round"])), st)
+    extra = {"trust": np.asarray(trust)} if full_info else {}
+    if reuse:
+      return idx, {"rl_seconds": info["rl_seconds"], "agent_round": int(st["agent_round"]),
+                   "selection_seconds": info["selection_seconds"], **extra}
+    return idx, {**(info if full_info else {}), **_round_info(info), **extra}
 
-  return Strategy(name, _pool_pass(score_mode, tau, lam), pick)
+  def state(key, ctx: Context, prev):
+    r = 0 if prev is None else int(prev["round"]) + 1
+    if agent_file is not None:  # another run's agent, every round
+      return {**(agent_lib.load_agent(agent_file) if prev is None else prev), "round": r,
+              "agent_round": -1, "train": 0}
+    if prev is None or agent_rounds is None or r in agent_rounds:
+      return {"round": r, "agent_round": r, "train": 1}  # pick trains and stores the agent
+    return {**prev, "round": r, "train": 0}
+
+  if agent_rounds is None and agent_file is None and agent_dir is None:
+    return Strategy(name, pool_pass, pick)
+  return Strategy(name, pool_pass, pick, state=state)
 
 
 def bral_t_wo_cl_strategy(**kwargs) -> Strategy:

@@ -25,6 +25,12 @@ from jal.data.idx import (
   load_idx,
   read_idx,
 )
+from jal.data.initial import (
+  INITIAL_SETS,
+  InitialSet,
+  main_and_rare_classes,
+  twisted_initial_mask,
+)
 from jal.data.tfds_loader import TFDS_DATASETS, load_tfds
 from jal.data.transforms import (
   ClassImbalance,
@@ -41,11 +47,13 @@ __all__ = [
   "DEFAULT_VAL_SIZE",
   "DIGITS_TEST_SIZE",
   "DIGITS_VAL_SIZE",
+  "INITIAL_SETS",
   "SOURCES",
   "ChecksumError",
   "ClassImbalance",
   "Dataset",
   "IdxFormatError",
+  "InitialSet",
   "apply_to_train",
   "class_imbalance",
   "keep_probability_imbalance",
@@ -54,11 +62,13 @@ __all__ = [
   "load_idx",
   "load_tfds",
   "long_tail",
+  "main_and_rare_classes",
   "make_dataset",
   "noisy_labels",
   "random_split",
   "read_idx",
   "standardize",
+  "twisted_initial_mask",
   "validate_labels",
 ]
 

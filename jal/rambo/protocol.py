@@ -24,7 +24,7 @@ from jal.models.net import Net
 from jal.rambo.config import ABLATIONS, RamboConfig
 from jal.rambo.strategy import ONE_ROUND_STRATEGIES, dulo_strategy, null_strategy, rambo_strategy
 from jal.rambo.training import Offline, Stream, offline_samples, stream_key
-from jal.strategies import Context, Strategy, get_strategy, select_timed
+from jal.strategies import STRATEGIES, Context, Strategy, get_strategy, select_timed
 from jal.train import TrainConfig, accuracy, all_finite, fit
 
 __all__ = ["RamboConfig", "ABLATIONS", "Offline", "BASELINES", "prepare_offline", "trial_s0",
@@ -71,17 +71,18 @@ def prepare_offline(key: jax.Array, data: Dataset, net: Net, tc: TrainConfig,
 
 def one_round_strategy(name: str, cfg: RamboConfig, *, offline: Offline | None = None,
                        verbose: bool = False) -> Strategy:
-  """``rambo`` / ``dulo`` / ``null`` built from ``cfg``, or one of ``BASELINES``."""
+  """``rambo`` / ``dulo`` / ``null`` built from ``cfg``, or any other registered strategy
+  with its default options (``BASELINES`` are RAMBO's own; GLISTER is App. B.1's)."""
   if name == "rambo":
     return rambo_strategy(cfg, offline=offline, verbose=verbose)
   if name == "dulo":
     return dulo_strategy(cfg, offline=offline)
   if name == "null":
     return null_strategy(cfg)
-  if name in BASELINES:
+  if name in BASELINES or name in STRATEGIES:
     return get_strategy(name)
   raise ValueError(f"unknown strategy {name!r}; choose from "
-                   f"{[*ONE_ROUND_STRATEGIES, *BASELINES]}")
+                   f"{sorted({*ONE_ROUND_STRATEGIES, *STRATEGIES})}")
 
 
 def _check_trained(res, what: str, tc) -> None:

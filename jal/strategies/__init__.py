@@ -12,7 +12,9 @@ from jal.strategies.base import (
   top_k_unlabeled,
 )
 from jal.strategies.diversity import badge_strategy, coreset_strategy, kmeans_strategy
+from jal.strategies.glister import glister_strategy
 from jal.strategies.registry import STRATEGIES, get_strategy, register_strategy
+from jal.strategies.similar import similar_strategy
 from jal.strategies.uncertainty import (
   bald_strategy,
   entropy_strategy,
@@ -31,3 +33,5 @@ for _name, _ctor in (("random", random_strategy), ("margin", margin_strategy),
                      ("coreset", coreset_strategy), ("kmeans", kmeans_strategy),
                      ("badge", badge_strategy)):
   register_strategy(_name, _ctor)
+register_strategy("glister", glister_strategy)  # submodular family (issue 14)
+register_strategy("similar", similar_strategy)

@@ -26,6 +26,7 @@ STRATEGY_KWARGS = {
     "coreset": {}, "kmeans": {}, "badge": {},
     "bral_t": _BRALT, "bral_t_wo_cl": _BRALT, "bral_diffset": _BRALT,
     "pseudo_score": {}, "gradnd_gt": {},
+    "glister": {}, "similar": {},
 }
 CURRICULUM = ("bral_t", "bral_diffset", "pseudo_score", "gradnd_gt")
 ONE_ROUND = ("rambo", "dulo", "null")

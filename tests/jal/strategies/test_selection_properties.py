@@ -36,7 +36,7 @@ MIN_LABELED |= {"dulo": 2}
 ONE_ROUND_ONLY = {"rambo"}
 READS_UNLABELED_LABELS = {"gradnd_gt"}  # the oracle ablation uses the true labels on purpose
 FAST = ("random", "margin", "entropy", "least_confidence", "bald", "coreset", "kmeans", "badge",
-        "pseudo_score")
+        "pseudo_score", "glister", "similar")
 
 
 def _params():

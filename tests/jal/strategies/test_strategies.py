@@ -41,8 +41,11 @@ def ctx():
   y = digits.target[:N].astype(np.int32)
   net = jal.make_net("mlp", x.shape[1:], K, hidden=(16,), dropout=0.25)
   variables = net.init(jax.random.key(0))
+  x_val = ((digits.images[-40:] - digits.images[:N].mean()) / digits.images[:N].std())
   return jal.Context(net, variables, jnp.asarray(x), jnp.asarray(y),
-                     jnp.asarray(_mask(N_LABELED, 0)), K)
+                     jnp.asarray(_mask(N_LABELED, 0)), K,
+                     x_val=jnp.asarray(x_val[..., None], jnp.float32),  # GLISTER's split
+                     y_val=jnp.asarray(digits.target[-40:], jnp.int32))
 
 
 @pytest.fixture(scope="module")
