@@ -82,6 +82,7 @@ def _check_all(fn, specs, n=2):
     _assert_same(g, w, str(spec))
 
 
+@pytest.mark.slow  # every shape compiled twice more; the dispatched check stays in the default suite
 def test_slices_lowering_equals_xla_on_every_model_shape():
   _check_all(conv.conv_slices, SHAPES)
 
@@ -95,6 +96,7 @@ def test_dispatched_conv_equals_xla_on_every_model_shape():
       ("dense",) * 3, ("dense", "slices", "slices")}
 
 
+@pytest.mark.slow
 def test_dense_lowering_equals_xla_on_every_small_model_shape():
   small = [s for s in SHAPES if s[0][0] * s[0][1] <= 16]
   assert len(small) >= 6
@@ -146,6 +148,7 @@ def test_other_backends_keep_the_native_convolution():
   assert conv.lowerings((8, 28, 28, 1), (5, 5, 1, 6), (1, 1), "cpu") == ("xla",) * 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,shape,kw", MODEL_SPECS[2:3], ids=["resnet_imagenet"])
 def test_model_with_chosen_lowerings_equals_xla_everywhere(name, shape, kw, monkeypatch):
   net = jal.make_net(name, shape, 10, width=8, **kw)

@@ -152,6 +152,7 @@ def test_train_config_validation():
     jal.TrainConfig(augment="mixup")
 
 
+@pytest.mark.slow  # ResNet-18 compiles (~2 min on 2 cores); run with -m slow
 def test_fit_updates_batchnorm_models():
   """BatchNorm statistics are updated inside jax.grad (regression: NNX TraceContextError)."""
   net = jal.make_net("resnet18", (8, 8, 1), 10, width=4)
