@@ -31,3 +31,13 @@ for _name, _ctor in (("random", random_strategy), ("margin", margin_strategy),
                      ("coreset", coreset_strategy), ("kmeans", kmeans_strategy),
                      ("badge", badge_strategy)):
   register_strategy(_name, _ctor)
+
+# Baselines of issue 14 (BASELINES.md §4, §7, §8, §9).
+from jal.strategies.activeft import activeft_strategy  # noqa: E402
+from jal.strategies.bait import bait_strategy  # noqa: E402
+from jal.strategies.cluster_margin import cluster_margin_strategy  # noqa: E402
+from jal.strategies.saal import saal_strategy  # noqa: E402
+
+for _name, _ctor in (("cluster_margin", cluster_margin_strategy), ("bait", bait_strategy),
+                     ("saal", saal_strategy), ("activeft", activeft_strategy)):
+  register_strategy(_name, _ctor)
