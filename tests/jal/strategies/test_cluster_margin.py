@@ -148,3 +148,20 @@ def test_clustering_is_state_computed_once_and_restored_on_resume(tmp_path, monk
   got = run("resumed")
   assert len(calls) == 1  # the resumed rounds use the checkpointed clustering
   assert [r["queried"] for r in got.rounds] == [r["queried"] for r in ref.rounds]
+
+
+def test_one_round_protocol_is_the_loops_first_round():
+  """``jal.rambo.run_one_round`` gives the stateful strategy its first state as the loop does."""
+  data = jal.data.load("digits", seed=0)
+  net = jal.make_net("mlp", (8, 8, 1), 10, hidden=(8,))
+  tc = jal.TrainConfig(epochs=2, batch_size=16)
+  cfg = jal.rambo.RamboConfig(k=30, budget=10, k1=20, b=5)
+  # A subsampled clustering (hac_points < pool), so the state's key matters.
+  strategy = jal.get_strategy("cluster_margin", hac_points=200)
+  res = jal.rambo.run_one_round(jax.random.key(0), data, net, tc, cfg, strategy)
+  hist = jal.run_loop(jax.random.key(0), data, net, tc, strategy,
+                      jal.LoopConfig(init_size=30, budget=10, rounds=1), verbose=False)
+  assert list(res["selected"]) == hist.rounds[0]["queried"]
+  assert res["test_accuracy"] == hist.rounds[1]["test_accuracy"]
+  by_name = jal.rambo.run_one_round(jax.random.key(0), data, net, tc, cfg, "cluster_margin")
+  assert len(by_name["selected"]) == 10
