@@ -207,13 +207,18 @@ def net(config: ConfigDict, data: jal.data.Dataset, verbose: bool = False) -> ja
 
 def strategy_kwargs(config: ConfigDict) -> dict:
   """The ``strategy.kwargs`` that the strategy's constructor accepts, so one protocol config
-  drives BRAL-T and its baselines; BRAL-T's ``EnvConfig`` fields are grouped under ``env``
+  drives BRAL-T and its baselines, plus its ``strategy.options.<name>`` that differ from the
+  constructor's defaults (``kwargs`` wins); BRAL-T's ``EnvConfig`` fields are grouped under ``env``
   (its ablations, which take ``**kwargs``, accept ``bral_t_strategy``'s arguments)."""
   name = config.strategy.name
   if name not in jal.STRATEGIES:
     raise ValueError(f"unknown strategy {name!r}; choose from {sorted(jal.STRATEGIES)}")
   kwargs = config.strategy.kwargs.to_dict() if "kwargs" in config.strategy else {}
   params = inspect.signature(jal.STRATEGIES[name]).parameters
+  options = config.strategy.get("options", {}).get(name, {})
+  for k, v in (options.to_dict() if hasattr(options, "to_dict") else dict(options)).items():
+    if k in params and v != params[k].default:  # defaults stay out of the run's record
+      kwargs.setdefault(k, v)
   if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
     params = inspect.signature(jal.bralt.bral_t_strategy).parameters  # BRAL-T's ablations
   if "env" in params:  # BRAL-T's environment settings go in one EnvConfig

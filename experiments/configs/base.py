@@ -19,7 +19,9 @@ turns it into library objects. The keys:
 * ``train``: the ``jal.TrainConfig`` fields; ``superloss`` is ``"auto"`` (SuperLoss for the
   curriculum-learning methods only), ``"true"`` or ``"false"``.
 * ``strategy``: ``name`` and ``kwargs`` (those its constructor accepts are passed on, so one
-  BRAL-T config also drives the baselines it is compared with).
+  BRAL-T config also drives the baselines it is compared with); ``"al"`` configs also carry
+  ``options`` (``STRATEGY_OPTIONS``: per-strategy constructor options, overridable as
+  ``--config.strategy.options.<name>.<key>``).
 * ``loop`` (``"al"``): the ``jal.LoopConfig`` fields.
 * ``rambo`` (``"one_round"``): the ``jal.rambo.RamboConfig`` fields, ``utility`` holding the
   bilevel / OT / RankNet switches and schedule of ``BilevelConfig``.
@@ -27,11 +29,24 @@ turns it into library objects. The keys:
 
 from ml_collections import ConfigDict, config_dict
 
-__all__ = ["TRAIN_TRANSFORMS", "al_config", "data_section", "one_round_config"]
+__all__ = ["STRATEGY_OPTIONS", "TRAIN_TRANSFORMS", "al_config", "data_section",
+           "one_round_config"]
 
 # Names ``data.train_transform.name`` accepts ("none" or a jal.data transform).
 TRAIN_TRANSFORMS = ("none", "keep_probability_imbalance", "long_tail", "class_imbalance",
                     "noisy_labels")
+
+
+# ``strategy.options.<name>``: the constructor options of these strategies with their defaults,
+# so ``--config.strategy.options.bait.lam=0.01`` works on any "al" config (``strategy.kwargs``
+# only takes the keys a config lists). ``experiments.build.strategy_kwargs`` passes the chosen
+# strategy's options that differ from the constructor's defaults; ``strategy.kwargs`` wins.
+STRATEGY_OPTIONS = {
+    "cluster_margin": {"km_factor": 10.0, "cluster_size": 10, "hac_points": 6000},
+    "bait": {"lam": 1.0, "oversample": 2},
+    "saal": {"mode": "max_diversity", "rho": 0.05, "pool_subset": 2000, "chunk_size": 64},
+    "activeft": {"iters": 300, "lr": 1e-3, "temperature": 0.07, "balance": 1.0},
+}
 
 
 def _optional(value, kind):
@@ -93,7 +108,8 @@ def al_config(*, dataset: str, model: str, model_kwargs: dict, strategy: str,
       "model": {"name": model, "dropout": float(dropout), "kwargs": dict(model_kwargs)},
       "train": _train_section(epochs, batch_size, learning_rate, optimizer, stop_train_acc,
                               superloss, superloss_tau, superloss_lam, augment),
-      "strategy": {"name": strategy, "kwargs": dict(strategy_kwargs or {})},
+      "strategy": {"name": strategy, "kwargs": dict(strategy_kwargs or {}),
+                   "options": {k: dict(v) for k, v in STRATEGY_OPTIONS.items()}},
       "loop": {"init_size": int(init_size), "budget": int(budget), "rounds": int(rounds),
                "chunk_size": int(chunk_size)},
   })

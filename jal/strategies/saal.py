@@ -11,11 +11,12 @@ perturbation of the code), ``ℓ₁ = CE(f(x; θ + ε), ŷ)``. Score ``"max"``: 
 then draws with probability ∝ squared distance to the nearest chosen score.
 
 Choices (§9.3): the candidates are a uniform random subset of ``pool_subset`` unlabeled rows
-(reference: 2,000; all of U when fewer; with ``B > pool_subset`` the remaining picks are random
-unlabeled rows); pseudo labels only (the reference's ``labelMode='Pseudo'`` default); the
-classifier is jal's standard trainer — the reference's optional SAM training of the classifier
-is not provided (BRAL-T does not say which one it used). Per-candidate memory is one parameter
-copy per row of a chunk (``chunk_size``, default 64).
+(reference: 2,000; all of U when fewer — ``min(pool_subset, n)`` rows are scored every round so
+shapes stay static, the labeled ones masked; with ``B`` above the candidate count the remaining
+picks are random unlabeled rows); pseudo labels only (the reference's ``labelMode='Pseudo'``
+default); the classifier is jal's standard trainer — the reference's optional SAM training of the
+classifier is not provided (BRAL-T does not say which one it used). Per-candidate memory is one
+parameter copy per row of a chunk (``chunk_size``, default 64).
 """
 
 import functools
@@ -67,13 +68,16 @@ def sharpness_losses(net, variables, x, *, rho: float = 0.05, chunk_size: int = 
 
 
 @functools.partial(jax.jit, static_argnames=("k",))
-def kmeans_plusplus_1d(key: jax.Array, s: jax.Array, k: int) -> jax.Array:
+def kmeans_plusplus_1d(key: jax.Array, s: jax.Array, k: int,
+                       valid: jax.Array | None = None) -> jax.Array:
   """The reference's ``init_centers`` on a score vector ``s`` ``[m]``: first the largest
   ``|s|``, then ``k − 1`` draws ∝ squared distance to the nearest chosen score (uniform over
-  the unchosen rows when all are 0). Returns ``[k]`` distinct positions (``k ≤ m``)."""
+  the unchosen rows when all are 0). Only ``valid`` ``[m]`` positions (default all) are drawn.
+  Returns ``[k]`` distinct positions (``k ≤ valid.sum()``)."""
+  valid = jnp.ones(s.shape, bool) if valid is None else valid
   keys = jax.random.split(key, k)
-  first = jnp.argmax(jnp.abs(s)).astype(jnp.int32)
-  avail = jnp.ones(s.shape, bool).at[first].set(False)
+  first = jnp.argmax(jnp.where(valid, jnp.abs(s), -jnp.inf)).astype(jnp.int32)
+  avail = valid.at[first].set(False)
   min_d = (s - s[first]) ** 2
 
   def body(i, carry):
@@ -102,8 +106,10 @@ def saal_strategy(mode: str = "max_diversity", rho: float = 0.05, pool_subset: i
     raise ValueError(f"pool_subset must be >= 1, got {pool_subset}")
 
   def score(key, ctx: Context):
+    # A static number of candidates (no recompiles across rounds): when fewer than
+    # pool_subset rows are unlabeled, the draw's tail holds labeled rows, masked in pick.
     labeled = ctx.labeled
-    m = min(int(pool_subset), int(labeled.shape[0] - jnp.sum(labeled)))
+    m = min(int(pool_subset), int(labeled.shape[0]))
     u = cluster.uniform_scores(key, labeled.shape[0])
     cand = cluster.top_k_unlabeled(u, labeled, m)
     return cand, sharpness_losses(ctx.net, ctx.variables, ctx.x[cand], rho=rho,
@@ -111,18 +117,20 @@ def saal_strategy(mode: str = "max_diversity", rho: float = 0.05, pool_subset: i
 
   def pick(key, ctx: Context, aux, budget):
     cand, losses = np.asarray(aux[0]), aux[1]
+    valid = ~np.asarray(ctx.labeled)[cand]
     s = losses[:, 1] - (losses[:, 0] if mode.startswith("diff") else 0.0)
-    k = min(budget, cand.size)
+    k = min(budget, int(valid.sum()))
     if mode.endswith("diversity"):
-      pos = kmeans_plusplus_1d(key, s, k)
+      pos = kmeans_plusplus_1d(key, s, k, jnp.asarray(valid))
     else:
-      pos = lax.top_k(s, k)[1]
+      pos = lax.top_k(jnp.where(valid, s, -jnp.inf), k)[1]
     idx = cand[np.asarray(pos)]
+    cand = cand[valid]
     if k < budget:  # more queries than candidates: random unlabeled rows fill up
       taken = np.asarray(ctx.labeled).copy()
       taken[cand] = True
       u = cluster.uniform_scores(jax.random.fold_in(key, 1), taken.size)
       idx = np.concatenate([idx, np.asarray(cluster.top_k_unlabeled(u, taken, budget - k))])
-    return idx, {"candidates": int(cand.size), "score_mean": float(jnp.mean(s))}
+    return idx, {"candidates": int(cand.size), "score_mean": float(np.mean(np.asarray(s)[valid]))}
 
   return Strategy("saal", score, pick)

@@ -75,6 +75,9 @@ def test_kmeans_plusplus_1d_starts_at_the_largest_abs_score():
     assert idx[0] == 1 and sorted(idx.tolist()) == list(range(7))
     # D² of the duplicates of a chosen value is 0: the three distinct values come first.
     assert sorted(np.asarray(s)[idx[:3]].tolist()) == [-2.0, 0.25, 1.0]
+  valid = jnp.array([True, False, True, True, True, True, False])  # -2.0 and a 1.0 masked
+  idx = np.asarray(kmeans_plusplus_1d(jax.random.key(0), s, 5, valid))
+  assert idx[0] == 4 and sorted(idx.tolist()) == [0, 2, 3, 4, 5]
 
 
 def test_kmeans_plusplus_1d_draws_proportional_to_squared_distance():
@@ -104,3 +107,17 @@ def test_max_mode_takes_the_top_perturbed_losses_of_random_unlabeled_candidates(
   cand = np.asarray(s.score(jax.random.split(key)[0], ctx)[0])  # select's score key
   idx = jal.select(s, key, ctx, 15)
   assert set(cand.tolist()) <= set(idx.tolist()) and not labeled[idx].any()
+
+
+def test_fewer_unlabeled_rows_than_pool_subset_keeps_shapes_and_skips_labeled(model):
+  net, v, x = model
+  labeled = np.zeros(23, bool)
+  labeled[[0, 5, 9]] = True
+  ctx = jal.Context(net, v, x, jnp.zeros(23, jnp.int32), jnp.asarray(labeled), 5)
+  for mode in ("max", "max_diversity"):
+    s = jal.get_strategy("saal", mode=mode, pool_subset=50)
+    aux = s.score(jax.random.key(0), ctx)
+    assert np.asarray(aux[0]).shape == (23,)  # min(pool_subset, n): labeled rows at the tail
+    idx, info = s.pick(jax.random.key(1), ctx, aux, 20)  # raw: before select's clean-up
+    assert sorted(np.asarray(idx).tolist()) == np.flatnonzero(~labeled).tolist()
+    assert info["candidates"] == 20
