@@ -30,14 +30,11 @@ from jal.data.dataset import Dataset
 from jal.data.initial import InitialSet, twisted_initial_mask
 from jal.models.net import Net
 from jal.strategies import Context, Strategy, select_timed
+from jal.strategies.base import STATE_STREAM
 from jal.train import TrainConfig, accuracy, all_finite, fit
 
 __all__ = ["LoopConfig", "History", "initial_mask", "label", "run_loop", "workdir_lock",
            "STATE_STREAM"]
-
-# fold_in constant of a strategy's ``state`` key, derived from the round's selection key so
-# that strategies without state see exactly the keys they always did.
-STATE_STREAM = 0x57A7E
 
 
 @dataclasses.dataclass(frozen=True)

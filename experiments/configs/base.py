@@ -40,9 +40,15 @@ TRAIN_TRANSFORMS = ("none", "keep_probability_imbalance", "long_tail", "class_im
 
 
 # Strategy options an "al" config carries unset (None: the constructor's default), by type:
-# GLISTER's η, SIMILAR's function / η / query / kernel columns, BRAL-T's agent reuse.
+# GLISTER's η, SIMILAR's function / η / query / kernel columns, BRAL-T's agent reuse,
+# Cluster-Margin's candidates / cluster size / exact-HAC limit, BAIT's λ / oversampling,
+# SAAL's mode / ρ / candidates, ActiveFT's optimisation. Only the chosen strategy's
+# constructor receives the ones it takes.
 STRATEGY_OPTIONS = {"step_size": float, "function": str, "eta": float, "query": str,
-                    "max_columns": int, "agent_rounds": str, "agent_file": str, "agent_dir": str}
+                    "max_columns": int, "agent_rounds": str, "agent_file": str, "agent_dir": str,
+                    "km_factor": float, "cluster_size": int, "hac_points": int, "lam": float,
+                    "oversample": int, "mode": str, "rho": float, "pool_subset": int,
+                    "iters": int, "lr": float, "temperature": float, "balance": float}
 
 
 def _optional(value, kind):

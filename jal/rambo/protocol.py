@@ -25,6 +25,7 @@ from jal.rambo.config import ABLATIONS, RamboConfig
 from jal.rambo.strategy import ONE_ROUND_STRATEGIES, dulo_strategy, null_strategy, rambo_strategy
 from jal.rambo.training import Offline, Stream, offline_samples, stream_key
 from jal.strategies import STRATEGIES, Context, Strategy, get_strategy, select_timed
+from jal.strategies.base import STATE_STREAM
 from jal.train import TrainConfig, accuracy, all_finite, fit
 
 __all__ = ["RamboConfig", "ABLATIONS", "Offline", "BASELINES", "prepare_offline", "trial_s0",
@@ -96,9 +97,6 @@ def _run(key, data, net, tc, strategy: Strategy, k: int, budget: int,
          keep_aux: bool = False) -> tuple[dict, object]:
   """One round of ``run_loop(key, …, LoopConfig(k, budget, rounds=1))``; the result dict and
   (when ``keep_aux``) the strategy's score aux."""
-  if strategy.state is not None:
-    raise ValueError(f"strategy {strategy.name!r} carries state across rounds; run it with "
-                     f"jal.run_loop")
   n = data.x_train.shape[0]
   if data.x_val is None or len(data.x_val) == 0:
     raise ValueError(f"the one-round protocol reports validation accuracy, but {data.name} has "
@@ -127,6 +125,8 @@ def _run(key, data, net, tc, strategy: Strategy, k: int, budget: int,
   timings = {"s0_training": time.perf_counter() - t}
   ctx = Context(net, f0.variables, x, y, jnp.asarray(mask), net.num_classes, x_val=x_val,
                 y_val=y_val, train_config=tc, fit_extra=f0.extra)
+  if strategy.state is not None:  # as run_loop's round 0 (a first state, prev = None)
+    ctx = ctx._replace(state=strategy.state(jax.random.fold_in(k_sel, STATE_STREAM), ctx, None))
   sel, info, secs = select_timed(strategy, k_sel, ctx, budget)
   mask[sel] = True
   t = time.perf_counter()

@@ -35,3 +35,13 @@ for _name, _ctor in (("random", random_strategy), ("margin", margin_strategy),
   register_strategy(_name, _ctor)
 register_strategy("glister", glister_strategy)  # submodular family (issue 14)
 register_strategy("similar", similar_strategy)
+
+# Baselines of issue 14 (BASELINES.md §4, §7, §8, §9).
+from jal.strategies.activeft import activeft_strategy  # noqa: E402
+from jal.strategies.bait import bait_strategy  # noqa: E402
+from jal.strategies.cluster_margin import cluster_margin_strategy  # noqa: E402
+from jal.strategies.saal import saal_strategy  # noqa: E402
+
+for _name, _ctor in (("cluster_margin", cluster_margin_strategy), ("bait", bait_strategy),
+                     ("saal", saal_strategy), ("activeft", activeft_strategy)):
+  register_strategy(_name, _ctor)

@@ -28,7 +28,12 @@ from jal.cluster import top_k_unlabeled  # re-exported: jal.strategies.top_k_unl
 from jal.models.net import Net, Variables
 
 __all__ = ["Context", "Strategy", "select", "select_timed", "pick", "no_info", "check_budget",
-           "top_k_unlabeled", "finalize_indices"]
+           "top_k_unlabeled", "finalize_indices", "STATE_STREAM"]
+
+# fold_in constant of a strategy's ``state`` key, derived from the round's selection key so
+# that strategies without state see exactly the keys they always did (``jal.run_loop`` and the
+# one-round protocol of ``jal.rambo`` both use it).
+STATE_STREAM = 0x57A7E
 
 
 class Context(NamedTuple):

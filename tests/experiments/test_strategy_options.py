@@ -39,3 +39,17 @@ def test_one_round_protocol_takes_any_registered_strategy():
   with pytest.raises(ValueError, match="unknown strategy"):
     one_round_strategy("nope", cfg)
   assert set(jal.STRATEGIES) >= {"glister", "similar"}
+
+
+def test_issue14_options_reach_their_constructors_only():
+  c = configs.get("smoke")
+  for name in ("cluster_margin", "bait", "saal", "activeft"):
+    c.strategy.name = name
+    assert build.strategy_kwargs(c) == {}
+  c.strategy.name, c.strategy.kwargs.lam = "bait", 0.01
+  assert build.strategy_kwargs(c) == {"lam": 0.01}
+  assert build.strategy(c).name == "bait"
+  c.strategy.name = "margin"  # other strategies ignore it
+  assert build.strategy_kwargs(c) == {}
+  c.strategy.name, c.strategy.kwargs.hac_points = "cluster_margin", 500
+  assert build.strategy_kwargs(c) == {"hac_points": 500}

@@ -82,7 +82,7 @@ def _check_all(fn, specs, n=2):
     _assert_same(g, w, str(spec))
 
 
-@pytest.mark.slow  # every shape compiled twice more; the dispatched check stays in the default suite
+@pytest.mark.slow  # every shape compiled again; the dispatched check is in the default suite
 def test_slices_lowering_equals_xla_on_every_model_shape():
   _check_all(conv.conv_slices, SHAPES)
 
