@@ -12,7 +12,8 @@ from experiments import configs, runtime
 _ROOT = pathlib.Path(experiments.__file__).parent
 # Binaries: modules run with python -m (flags live only in these).
 BINARIES = ("al", "compare", "one_round", "rambo_tables", "rambo_diagnose", "bralt_diagnose",
-            "bench.main", "bench.scaling", "bench.rambo_speed", "bench.baselines")
+            "bench.main", "bench.scaling", "bench.rambo_speed", "bench.baselines",
+            "bench.submodular", "bench.convs", "bench.resnet")
 
 
 def _module(name: str) -> pathlib.Path:

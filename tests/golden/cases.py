@@ -27,6 +27,7 @@ STRATEGY_KWARGS = {
     "bral_t": _BRALT, "bral_t_wo_cl": _BRALT, "bral_diffset": _BRALT,
     "pseudo_score": {}, "gradnd_gt": {},
     "glister": {}, "similar": {},
+    "cluster_margin": {}, "bait": {}, "saal": {}, "activeft": {"iters": 50},
 }
 CURRICULUM = ("bral_t", "bral_diffset", "pseudo_score", "gradnd_gt")
 ONE_ROUND = ("rambo", "dulo", "null")
