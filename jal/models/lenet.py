@@ -51,12 +51,13 @@ class LeNet5(nnx.Module):
     self.dropout_rate = dropout
 
   def __call__(self, x: jax.Array, *, train: bool = False, dropout: bool | None = None,
-               rngs=None, taps: bool = False):
+               rngs=None, features: bool = False):
     """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, 84]``.
 
-    ``taps=True`` adds a third output, the feature taps of loss prediction (``Net.apply_taps``):
-    ``pool(ReLU(conv1))`` ``[n, h1, w1, 6]``, ``pool(ReLU(conv2))`` ``[n, h2, w2, 16]``,
-    ``ReLU(fc1)`` ``[n, 120]`` and ``ReLU(fc2)`` ``[n, 84]`` (BASELINES.md §1.2's choice).
+    ``features=True`` adds a third output, the intermediate features that loss prediction
+    reads (``Net.apply_features``): ``pool(ReLU(conv1))`` ``[n, h1, w1, 6]``,
+    ``pool(ReLU(conv2))`` ``[n, h2, w2, 16]``, ``ReLU(fc1)`` ``[n, 120]`` and ``ReLU(fc2)``
+    ``[n, 84]`` (BASELINES.md §1.2's choice).
     """
     t1 = _pool(jax.nn.relu(self.conv1(x)))
     t2 = _pool(jax.nn.relu(self.conv2(t1)))
@@ -65,4 +66,4 @@ class LeNet5(nnx.Module):
     h = jax.nn.relu(self.fc2(t3))
     on = train if dropout is None else dropout
     logits = self.head(self.drop(h, deterministic=not on, rngs=rngs))
-    return (logits, h, (t1, t2, t3, h)) if taps else (logits, h)
+    return (logits, h, (t1, t2, t3, h)) if features else (logits, h)

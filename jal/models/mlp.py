@@ -39,11 +39,12 @@ class MLP(nnx.Module):
     self.dropout_rate = dropout
 
   def __call__(self, x: jax.Array, *, train: bool = False, dropout: bool | None = None,
-               rngs=None, taps: bool = False):
+               rngs=None, features: bool = False):
     """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, D]``.
 
-    ``taps=True`` adds a third output, the feature taps of loss prediction (``Net.apply_taps``):
-    the ReLU output of every hidden layer, ``[n, hidden[i]]`` each.
+    ``features=True`` adds a third output, the intermediate features that loss prediction
+    reads (``Net.apply_features``): the ReLU output of every hidden layer, ``[n, hidden[i]]``
+    each.
     """
     h = jnp.reshape(x, (x.shape[0], -1))
     hidden = []
@@ -52,4 +53,4 @@ class MLP(nnx.Module):
       hidden.append(h)
     on = train if dropout is None else dropout
     logits = self.head(self.drop(h, deterministic=not on, rngs=rngs))
-    return (logits, h, tuple(hidden)) if taps else (logits, h)
+    return (logits, h, tuple(hidden)) if features else (logits, h)

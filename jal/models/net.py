@@ -91,23 +91,23 @@ class Net(NamedTuple):
     _, _, extra = nnx.split(model, nnx.Param, ...)
     return logits, emb, extra
 
-  def apply_taps(self, variables: Variables, x: jax.Array, *, train: bool = False,
-                 dropout: bool | None = None, key: jax.Array | None = None):
-    """``apply`` that also returns the model's intermediate feature taps.
+  def apply_features(self, variables: Variables, x: jax.Array, *, train: bool = False,
+                     dropout: bool | None = None, key: jax.Array | None = None):
+    """``apply`` that also returns the model's intermediate features.
 
-    The taps are what a loss-prediction head reads (``jal.strategies.learned``): the four
-    stage outputs of ResNet-18, LeNet-5's pooled conv maps and fully connected activations,
-    the MLP's hidden activations (each model's ``__call__(taps=True)`` documents its own).
+    They are what a loss-prediction head reads (``jal.strategies.learned``): the four stage
+    outputs of ResNet-18, LeNet-5's pooled conv maps and fully connected activations, the
+    MLP's hidden activations (each model's ``__call__(features=True)`` documents its own).
 
     Returns:
-      ``(logits [n, K], embedding [n, D], taps, new_extra)``; ``taps`` is a tuple of arrays
-      ``[n, h, w, c]`` (feature maps) or ``[n, c]`` (vectors).
+      ``(logits [n, K], embedding [n, D], features, new_extra)``; ``features`` is a tuple of
+      arrays ``[n, h, w, c]`` (feature maps) or ``[n, c]`` (vectors).
     """
     model = nnx.merge(self.graphdef, variables.params, variables.extra, copy=True)
     rngs = nnx.Rngs(dropout=key) if key is not None else None
-    logits, emb, taps = model(x, train=train, dropout=dropout, rngs=rngs, taps=True)
+    logits, emb, feats = model(x, train=train, dropout=dropout, rngs=rngs, features=True)
     _, _, extra = nnx.split(model, nnx.Param, ...)
-    return logits, emb, taps, extra
+    return logits, emb, feats, extra
 
   def __hash__(self):
     return hash((self.graphdef, self.name))

@@ -81,11 +81,12 @@ class ResNet18(nnx.Module):
     self.dropout_rate = dropout
 
   def __call__(self, x: jax.Array, *, train: bool = False, dropout: bool | None = None,
-               rngs=None, taps: bool = False):
+               rngs=None, features: bool = False):
     """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, 8·width]``.
 
-    ``taps=True`` adds a third output, the feature taps of loss prediction (``Net.apply_taps``):
-    the outputs of the four stages (layer1..layer4), ``[n, h_k, w_k, width·2^k]``.
+    ``features=True`` adds a third output, the intermediate features that loss prediction
+    reads (``Net.apply_features``): the outputs of the four stages (layer1..layer4),
+    ``[n, h_k, w_k, width·2^k]``.
     """
     if self.gray:
       x = self.adapter(x)
@@ -100,4 +101,4 @@ class ResNet18(nnx.Module):
     emb = jnp.mean(h, axis=(1, 2))
     on = train if dropout is None else dropout
     logits = self.head(self.drop(emb, deterministic=not on, rngs=rngs))
-    return (logits, emb, tuple(stages)) if taps else (logits, emb)
+    return (logits, emb, tuple(stages)) if features else (logits, emb)
