@@ -31,3 +31,6 @@ for _name, _ctor in (("random", random_strategy), ("margin", margin_strategy),
                      ("coreset", coreset_strategy), ("kmeans", kmeans_strategy),
                      ("badge", badge_strategy)):
   register_strategy(_name, _ctor)
+
+# The learned baselines (LossPrediction, WAAL, VAAL) register themselves.
+from jal.strategies import learned  # noqa: E402  (after the base modules it builds on)
