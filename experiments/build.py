@@ -208,11 +208,13 @@ def net(config: ConfigDict, data: jal.data.Dataset, verbose: bool = False) -> ja
 def strategy_kwargs(config: ConfigDict) -> dict:
   """The ``strategy.kwargs`` that the strategy's constructor accepts, so one protocol config
   drives BRAL-T and its baselines; BRAL-T's ``EnvConfig`` fields are grouped under ``env``
-  (its ablations, which take ``**kwargs``, accept ``bral_t_strategy``'s arguments)."""
+  (its ablations, which take ``**kwargs``, accept ``bral_t_strategy``'s arguments). ``None``
+  values are left out (the constructor's default)."""
   name = config.strategy.name
   if name not in jal.STRATEGIES:
     raise ValueError(f"unknown strategy {name!r}; choose from {sorted(jal.STRATEGIES)}")
   kwargs = config.strategy.kwargs.to_dict() if "kwargs" in config.strategy else {}
+  kwargs = {k: v for k, v in kwargs.items() if v is not None}
   params = inspect.signature(jal.STRATEGIES[name]).parameters
   if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
     params = inspect.signature(jal.bralt.bral_t_strategy).parameters  # BRAL-T's ablations

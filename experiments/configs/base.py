@@ -19,7 +19,9 @@ turns it into library objects. The keys:
 * ``train``: the ``jal.TrainConfig`` fields; ``superloss`` is ``"auto"`` (SuperLoss for the
   curriculum-learning methods only), ``"true"`` or ``"false"``.
 * ``strategy``: ``name`` and ``kwargs`` (those its constructor accepts are passed on, so one
-  BRAL-T config also drives the baselines it is compared with).
+  BRAL-T config also drives the baselines it is compared with; a ``None`` value leaves the
+  constructor's default). ``"al"`` configs carry the options of ``STRATEGY_OPTIONS`` unset, so
+  that ``--config.strategy.kwargs.<option>=…`` can set them.
 * ``loop`` (``"al"``): the ``jal.LoopConfig`` fields.
 * ``rambo`` (``"one_round"``): the ``jal.rambo.RamboConfig`` fields, ``utility`` holding the
   bilevel / OT / RankNet switches and schedule of ``BilevelConfig``.
@@ -27,11 +29,20 @@ turns it into library objects. The keys:
 
 from ml_collections import ConfigDict, config_dict
 
-__all__ = ["TRAIN_TRANSFORMS", "al_config", "data_section", "one_round_config"]
+__all__ = ["STRATEGY_OPTIONS", "TRAIN_TRANSFORMS", "al_config", "data_section",
+           "one_round_config"]
 
 # Names ``data.train_transform.name`` accepts ("none" or a jal.data transform).
 TRAIN_TRANSFORMS = ("none", "keep_probability_imbalance", "long_tail", "class_imbalance",
                     "noisy_labels")
+
+
+# Strategy options an "al" config carries unset (None: the constructor's default), by type:
+# the learned baselines' (BASELINES.md §1–3) LossPrediction detach epoch and extra epochs,
+# WAAL's / VAAL's variant ("authors" | "deepalplus") and cap on the unlabeled rows of an
+# epoch, VAAL's epochs.
+STRATEGY_OPTIONS = {"detach_epoch": int, "extra_epochs": int, "variant": str,
+                    "unlabeled_per_epoch": int, "vae_epochs": int}
 
 
 def _optional(value, kind):
@@ -93,7 +104,9 @@ def al_config(*, dataset: str, model: str, model_kwargs: dict, strategy: str,
       "model": {"name": model, "dropout": float(dropout), "kwargs": dict(model_kwargs)},
       "train": _train_section(epochs, batch_size, learning_rate, optimizer, stop_train_acc,
                               superloss, superloss_tau, superloss_lam, augment),
-      "strategy": {"name": strategy, "kwargs": dict(strategy_kwargs or {})},
+      "strategy": {"name": strategy, "kwargs": {
+          **{k: _optional(None, kind) for k, kind in STRATEGY_OPTIONS.items()},
+          **dict(strategy_kwargs or {})}},
       "loop": {"init_size": int(init_size), "budget": int(budget), "rounds": int(rounds),
                "chunk_size": int(chunk_size)},
   })

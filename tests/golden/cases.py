@@ -26,6 +26,8 @@ STRATEGY_KWARGS = {
     "coreset": {}, "kmeans": {}, "badge": {},
     "bral_t": _BRALT, "bral_t_wo_cl": _BRALT, "bral_diffset": _BRALT,
     "pseudo_score": {}, "gradnd_gt": {},
+    "lossprediction": {"detach_epoch": 10}, "waal": {"unlabeled_per_epoch": 320},
+    "vaal": {"vae_epochs": 1, "unlabeled_per_epoch": 320},
 }
 CURRICULUM = ("bral_t", "bral_diffset", "pseudo_score", "gradnd_gt")
 ONE_ROUND = ("rambo", "dulo", "null")
