@@ -23,7 +23,7 @@ from jal.strategies.uncertainty import (
 
 __all__ = ["Context", "Strategy", "select", "select_timed", "pick", "no_info", "check_budget",
            "finalize_indices", "top_k_unlabeled", "STRATEGIES", "get_strategy",
-           "register_strategy"]
+           "register_strategy", "learned"]
 
 for _name, _ctor in (("random", random_strategy), ("margin", margin_strategy),
                      ("entropy", entropy_strategy),

@@ -152,8 +152,8 @@ def _step(vae: VaeNet, hp: VaalConfig, state: VaalState, plan, s, x):
   keys = jax.random.split(jax.random.fold_in(plan.key, s), hp.vae_steps)
   params, extra, opt = state.vae.params, state.vae.extra, state.vae_opt
   for k in keys:
-    grads, extra = jax.grad(lambda p, e: vae_step_loss(vae, hp, p, e, state.disc, xl, xu, w, k),
-                            has_aux=True)(params, extra)
+    grads, extra = jax.grad(vae_step_loss, argnums=2, has_aux=True)(
+        vae, hp, params, extra, state.disc, xl, xu, w, k)
     updates, opt = tx.update(grads, opt, params)
     params = optax.apply_updates(params, updates)
   disc, disc_opt = state.disc, state.disc_opt

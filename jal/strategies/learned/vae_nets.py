@@ -22,10 +22,12 @@ from flax import nnx
 
 from jal.models.net import Variables
 
-__all__ = ["conv2d", "TorchConv", "SmallVAE", "Conv32VAE", "VAE_KINDS", "VaeNet", "make_vae", "vae_kind"]
+__all__ = ["conv2d", "TorchConv", "SmallVAE", "Conv32VAE", "VAE_KINDS", "VaeNet", "make_vae",
+           "vae_kind"]
 
 VAE_KINDS = ("small", "conv32")
 _KAIMING = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
+_LECUN = nnx.initializers.lecun_normal()  # flax's default
 _BN = dict(momentum=0.9, epsilon=1e-5)  # PyTorch's BatchNorm defaults
 
 
@@ -49,7 +51,7 @@ class TorchConv(nnx.Module):
 
   def __init__(self, cin: int, cout: int, k: int, stride: int, padding: int, *,
                transpose: bool = False, output_padding: int = 0, use_bias: bool = True,
-               kernel_init=nnx.initializers.lecun_normal(), rngs: nnx.Rngs):
+               kernel_init=_LECUN, rngs: nnx.Rngs):
     self.kernel = nnx.Param(kernel_init(rngs.params(), (k, k, cin, cout)))
     self.bias = nnx.Param(jnp.zeros((cout,))) if use_bias else None
     if transpose:

@@ -25,6 +25,7 @@ batch and epochs for φ, clf and ``D``, and DeepAL+'s critic (``D → 512 → 51
 Kaiming-normal).
 """
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -57,7 +58,8 @@ VARIANTS = {"authors": {"alpha": 2e-3, "gamma": None}, "deepalplus": {"alpha": 1
 CRITIC_STREAM = 0x3AA1  # fold_in constant of the critic's initialisation key
 
 
-class WaalConfig(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class WaalConfig:
   """WAAL's settings (hashable: a ``jit`` static argument).
 
   Attributes:

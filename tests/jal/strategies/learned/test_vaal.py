@@ -1,6 +1,8 @@
 """VAAL against BASELINES.md §3: the losses, the discriminator's targets, the query direction
 (authors' and DeepAL+'s) and the shapes of both VAEs."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,8 +87,8 @@ def test_vae_shapes():
     vae = vae_nets.make_vae(kind, shape)
     v = jax.eval_shape(vae.init, jax.random.key(0))
     x = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
-    recon, mu, logvar, _ = jax.eval_shape(
-        lambda vv, xx: vae.apply(vv, xx, jax.random.key(1), train=True), v, x)
+    recon, mu, logvar, _ = jax.eval_shape(functools.partial(vae.apply, train=True), v, x,
+                                          jax.random.key(1))
     assert recon.shape == (2, *shape) and mu.shape == logvar.shape == (2, 32), kind
     if n_params:  # the authors' ≈ 23M-parameter VAE
       assert sum(np.prod(a.shape) for a in jax.tree.leaves(v.params)) == n_params
