@@ -114,6 +114,31 @@ def test_detach_cuts_the_module_gradient_from_the_trunk_only(batch):
   assert np.max(np.abs(flat(g0_head))) > 1e-4
 
 
+def test_one_compile_serves_both_phases():
+  digits = jal.data.load("digits")
+  x, y = jnp.asarray(digits.x_train[:96]), jnp.asarray(digits.y_train[:96])
+  mask = jnp.arange(96) < 40
+  tc = jal.TrainConfig(epochs=3, batch_size=16)
+  compiles = []
+
+  def listener(event, duration, **kwargs):
+    if event == "/jax/core/compile/backend_compile_duration":
+      compiles.append(duration)
+
+  counts = []
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:  # fresh nets (widths 23, 29) so that each fit compiles its own step
+    for width, detach_epoch in ((23, 1), (29, 100)):  # crosses the detach epoch / never does
+      net = jal.make_net("mlp", (8, 8, 1), K, hidden=(width,))
+      before = len(compiles)
+      lp.fit_loss_prediction(jax.random.key(0), net, tc, x, y, mask,
+                             lp.LossPredConfig(detach_epoch=detach_epoch))
+      counts.append(len(compiles) - before)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert counts[0] == counts[1] > 0
+
+
 def test_padding_rows_do_not_enter_the_loss(batch):
   net, v, head, xb, yb, wb = batch
   hp = lp.LossPredConfig()
