@@ -38,6 +38,7 @@ from jal.strategies.learned.common import (
   mlp_init,
   replicate,
   run_epochs,
+  use_fused,
   weighted_mean,
 )
 from jal.strategies.learned.vae_nets import VaeNet, make_vae, vae_kind
@@ -235,7 +236,9 @@ def vaal_strategy(variant: str = "authors", vae_epochs: int = 30, vae_batch_size
       unlabeled_per_epoch: see ``VaalConfig``.
     adv_steps, vae_lr: ``None`` takes the variant's (authors: 1, 5e-4; DeepAL+: 2, 1e-3).
   """
-  _, _, lr, steps = VARIANTS[variant] if variant in VARIANTS else (0, 0, 1.0, 1)
+  if variant not in VARIANTS:
+    raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+  _, _, lr, steps = VARIANTS[variant]
   hp = VaalConfig(variant=variant, epochs=int(vae_epochs), batch_size=int(vae_batch_size),
                   vae_steps=int(vae_steps), adv_steps=int(steps if adv_steps is None
                                                           else adv_steps),
@@ -247,7 +250,8 @@ def vaal_strategy(variant: str = "authors", vae_epochs: int = 30, vae_batch_size
     vae_kind(vae, (32, 32, 1))  # validates the name
 
   def score(key, ctx: Context):
-    net, state = train_vaal(key, ctx.x, ctx.labeled, hp, mesh=ctx.mesh)
+    fused = use_fused(ctx.train_config) if ctx.train_config is not None else None
+    net, state = train_vaal(key, ctx.x, ctx.labeled, hp, fused=fused, mesh=ctx.mesh)
     return vaal_scores(net, hp, state, ctx.x, ctx.chunk_size, mesh=ctx.mesh)
 
   def pick(key, ctx: Context, scores, budget):
