@@ -8,10 +8,11 @@ r"""One-round (non-adaptive) acquisition: RAMBO, DULO or a jal baseline; writes 
 ``--config`` is a config of the ``"one_round"`` family (default ``rambo_digits``: RAMBO on the
 embedded digits data, about a minute on 2 CPU cores). ``--config.strategy.name`` is one of
 rambo, dulo, null (greedy-margin without a utility model, RAMBO's control) or a baseline
-(random, margin, badge, coreset). ``rambo.utility.{bilevel,ot,ranknet}`` select the 8 ablation
-rows of RAMBO's Tables 3/4; ``rambo.utility.hypergrad`` (SPEC §2.4: cg, custom_root, itd) and
-``rambo.aug_distance`` (R5: euclidean, sinkhorn) are the REC readings; ``data.pool``
-(``noise_rate``, ``imbalance``: R8) changes the pool after loading, before S0 is drawn.
+(random, margin, badge, coreset, lossprediction = RAMBO's LLAL, waal, vaal).
+``rambo.utility.{bilevel,ot,ranknet}`` select the 8 ablation rows of RAMBO's Tables 3/4;
+``rambo.utility.hypergrad`` (SPEC §2.4: cg, custom_root, itd) and ``rambo.aug_distance`` (R5:
+euclidean, sinkhorn) are the REC readings; ``data.pool`` (``noise_rate``, ``imbalance``: R8)
+changes the pool after loading, before S0 is drawn.
 """
 
 from absl import flags

@@ -42,13 +42,17 @@ TRAIN_TRANSFORMS = ("none", "keep_probability_imbalance", "long_tail", "class_im
 # Strategy options an "al" config carries unset (None: the constructor's default), by type:
 # GLISTER's η, SIMILAR's function / η / query / kernel columns, BRAL-T's agent reuse,
 # Cluster-Margin's candidates / cluster size / exact-HAC limit, BAIT's λ / oversampling,
-# SAAL's mode / ρ / candidates, ActiveFT's optimisation. Only the chosen strategy's
-# constructor receives the ones it takes.
+# SAAL's mode / ρ / candidates, ActiveFT's optimisation; the learned baselines' (BASELINES.md
+# §1–3) LossPrediction detach epoch and extra epochs, WAAL's / VAAL's variant ("authors" |
+# "deepalplus") and cap on the unlabeled rows of an epoch, VAAL's epochs. Only the chosen
+# strategy's constructor receives the ones it takes.
 STRATEGY_OPTIONS = {"step_size": float, "function": str, "eta": float, "query": str,
                     "max_columns": int, "agent_rounds": str, "agent_file": str, "agent_dir": str,
                     "km_factor": float, "cluster_size": int, "hac_points": int, "lam": float,
                     "oversample": int, "mode": str, "rho": float, "pool_subset": int,
-                    "iters": int, "lr": float, "temperature": float, "balance": float}
+                    "iters": int, "lr": float, "temperature": float, "balance": float,
+                    "detach_epoch": int, "extra_epochs": int, "variant": str,
+                    "unlabeled_per_epoch": int, "vae_epochs": int}
 
 
 def _optional(value, kind):

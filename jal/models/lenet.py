@@ -54,13 +54,19 @@ class LeNet5(nnx.Module):
     self.dropout_rate = dropout
 
   def __call__(self, x: jax.Array, *, train: bool = False, dropout: bool | None = None,
-               rngs=None):
-    """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, 84]``."""
-    h = _pool(jax.nn.relu(self.conv1(x)))
-    h = _pool(jax.nn.relu(self.conv2(h)))
-    h = jnp.reshape(h, (h.shape[0], -1))
-    h = jax.nn.relu(self.fc1(h))
-    h = jax.nn.relu(self.fc2(h))
+               rngs=None, features: bool = False):
+    """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, 84]``.
+
+    ``features=True`` adds a third output, the intermediate features that loss prediction
+    reads (``Net.apply_features``): ``pool(ReLU(conv1))`` ``[n, h1, w1, 6]``,
+    ``pool(ReLU(conv2))`` ``[n, h2, w2, 16]``, ``ReLU(fc1)`` ``[n, 120]`` and ``ReLU(fc2)``
+    ``[n, 84]`` (BASELINES.md §1.2's choice).
+    """
+    t1 = _pool(jax.nn.relu(self.conv1(x)))
+    t2 = _pool(jax.nn.relu(self.conv2(t1)))
+    h = jnp.reshape(t2, (t2.shape[0], -1))
+    t3 = jax.nn.relu(self.fc1(h))
+    h = jax.nn.relu(self.fc2(t3))
     on = train if dropout is None else dropout
     logits = self.head(self.drop(h, deterministic=not on, rngs=rngs))
-    return logits, h
+    return (logits, h, (t1, t2, t3, h)) if features else (logits, h)

@@ -42,11 +42,18 @@ class MLP(nnx.Module):
     self.dropout_rate = dropout
 
   def __call__(self, x: jax.Array, *, train: bool = False, dropout: bool | None = None,
-               rngs=None):
-    """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, D]``."""
+               rngs=None, features: bool = False):
+    """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, D]``.
+
+    ``features=True`` adds a third output, the intermediate features that loss prediction
+    reads (``Net.apply_features``): the ReLU output of every hidden layer, ``[n, hidden[i]]``
+    each.
+    """
     h = jnp.reshape(x, (x.shape[0], -1))
+    hidden = []
     for layer in self.layers:
       h = jax.nn.relu(layer(h))
+      hidden.append(h)
     on = train if dropout is None else dropout
     logits = self.head(self.drop(h, deterministic=not on, rngs=rngs))
-    return logits, h
+    return (logits, h, tuple(hidden)) if features else (logits, h)

@@ -91,6 +91,24 @@ class Net(NamedTuple):
     _, _, extra = nnx.split(model, nnx.Param, ...)
     return logits, emb, extra
 
+  def apply_features(self, variables: Variables, x: jax.Array, *, train: bool = False,
+                     dropout: bool | None = None, key: jax.Array | None = None):
+    """``apply`` that also returns the model's intermediate features.
+
+    They are what a loss-prediction head reads (``jal.strategies.learned``): the four stage
+    outputs of ResNet-18, LeNet-5's pooled conv maps and fully connected activations, the
+    MLP's hidden activations (each model's ``__call__(features=True)`` documents its own).
+
+    Returns:
+      ``(logits [n, K], embedding [n, D], features, new_extra)``; ``features`` is a tuple of
+      arrays ``[n, h, w, c]`` (feature maps) or ``[n, c]`` (vectors).
+    """
+    model = nnx.merge(self.graphdef, variables.params, variables.extra, copy=True)
+    rngs = nnx.Rngs(dropout=key) if key is not None else None
+    logits, emb, feats = model(x, train=train, dropout=dropout, rngs=rngs, features=True)
+    _, _, extra = nnx.split(model, nnx.Param, ...)
+    return logits, emb, feats, extra
+
   def __hash__(self):
     return hash((self.graphdef, self.name))
 

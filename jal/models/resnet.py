@@ -85,16 +85,24 @@ class ResNet18(nnx.Module):
     self.dropout_rate = dropout
 
   def __call__(self, x: jax.Array, *, train: bool = False, dropout: bool | None = None,
-               rngs=None):
-    """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, 8·width]``."""
+               rngs=None, features: bool = False):
+    """Maps ``[n, H, W, C]`` images to logits ``[n, K]`` and embeddings ``[n, 8·width]``.
+
+    ``features=True`` adds a third output, the intermediate features that loss prediction
+    reads (``Net.apply_features``): the outputs of the four stages (layer1..layer4),
+    ``[n, h_k, w_k, width·2^k]``.
+    """
     if self.gray:
       x = self.adapter(x)
     h = jax.nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
     if self.stem != "cifar":
       h = nnx.max_pool(h, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    for block in self.blocks:
+    stages = []
+    for i, block in enumerate(self.blocks):
       h = block(h, train)
+      if i % 2 == 1:  # two blocks per stage
+        stages.append(h)
     emb = jnp.mean(h, axis=(1, 2))
     on = train if dropout is None else dropout
     logits = self.head(self.drop(emb, deterministic=not on, rngs=rngs))
-    return logits, emb
+    return (logits, emb, tuple(stages)) if features else (logits, emb)

@@ -32,7 +32,8 @@ __all__ = ["RamboConfig", "ABLATIONS", "Offline", "BASELINES", "prepare_offline"
            "trial_score_key", "one_round_strategy", "run_rambo", "run_baseline", "run_dulo",
            "run_null", "run_one_round"]
 
-BASELINES = ("random", "margin", "badge", "coreset")
+# jal strategies with a one-round row; lossprediction is RAMBO's LLAL (its own fit, defaults).
+BASELINES = ("random", "margin", "badge", "coreset", "lossprediction", "waal", "vaal")
 
 
 def _round_keys(key: jax.Array, r: int) -> tuple[jax.Array, jax.Array]:

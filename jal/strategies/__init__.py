@@ -25,7 +25,7 @@ from jal.strategies.uncertainty import (
 
 __all__ = ["Context", "Strategy", "select", "select_timed", "pick", "no_info", "check_budget",
            "finalize_indices", "top_k_unlabeled", "STRATEGIES", "get_strategy",
-           "register_strategy"]
+           "register_strategy", "learned"]
 
 for _name, _ctor in (("random", random_strategy), ("margin", margin_strategy),
                      ("entropy", entropy_strategy),
@@ -45,3 +45,6 @@ from jal.strategies.saal import saal_strategy  # noqa: E402
 for _name, _ctor in (("cluster_margin", cluster_margin_strategy), ("bait", bait_strategy),
                      ("saal", saal_strategy), ("activeft", activeft_strategy)):
   register_strategy(_name, _ctor)
+
+# The learned baselines (LossPrediction, WAAL, VAAL) register themselves.
+from jal.strategies import learned  # noqa: E402  (after the base modules it builds on)

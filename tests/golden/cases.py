@@ -28,6 +28,8 @@ STRATEGY_KWARGS = {
     "pseudo_score": {}, "gradnd_gt": {},
     "glister": {}, "similar": {},
     "cluster_margin": {}, "bait": {}, "saal": {}, "activeft": {"iters": 50},
+    "lossprediction": {"detach_epoch": 10}, "waal": {"unlabeled_per_epoch": 320},
+    "vaal": {"vae_epochs": 1, "unlabeled_per_epoch": 320},
 }
 CURRICULUM = ("bral_t", "bral_diffset", "pseudo_score", "gradnd_gt")
 ONE_ROUND = ("rambo", "dulo", "null")
