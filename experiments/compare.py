@@ -13,6 +13,8 @@ cores.
 
 import json
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 from absl import flags
@@ -25,6 +27,9 @@ _STRATEGIES = flags.DEFINE_list("strategies", ["random", "margin"], "Strategies 
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1"], "Seeds.")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/jal_compare", "Output directory.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX/tfds data dir (default: $JAL_DATA_DIR).")
+_ISOLATE = flags.DEFINE_bool("isolate", False, "Run each (strategy, seed) in its own "
+                             "`experiments.al` process: its peak memory is its own (the table's "
+                             "peak MiB) and one failed run does not stop the others.")
 _COLLECT = flags.DEFINE_bool("collect_only", False, "Only aggregate the finished runs in "
                              "--workdir (no training).")
 
@@ -37,6 +42,31 @@ def _write(root: pathlib.Path, summary: dict) -> str:
   return table
 
 
+def _config_args(argv: list[str]) -> list[str]:
+  """The ``--config`` / ``--config.<key>`` arguments of ``argv`` (for a child ``al``)."""
+  out, i = [], 1
+  while i < len(argv):
+    arg = argv[i]
+    if arg.lstrip("-").startswith("config"):
+      out.append(arg)
+      if "=" not in arg and i + 1 < len(argv):  # "--config NAME"
+        out.append(argv[i + 1])
+        i += 1
+    i += 1
+  return out
+
+
+def _run_isolated(name: str, seed: int, workdir: pathlib.Path) -> dict | None:
+  """Runs one (strategy, seed) as ``python -m experiments.al``; its history, or ``None``."""
+  cmd = [sys.executable, "-m", "experiments.al", *_config_args(sys.argv),
+         f"--config.strategy.name={name}", f"--config.seed={seed}", f"--workdir={workdir}"]
+  if _DATA_DIR.value:
+    cmd.append(f"--data_dir={_DATA_DIR.value}")
+  if subprocess.run(cmd, check=False).returncode != 0:
+    return None
+  return json.loads((workdir / "history.json").read_text())
+
+
 def _main():
   seeds = [int(s) for s in _SEEDS.value]
   root = pathlib.Path(_WORKDIR.value)
@@ -47,20 +77,32 @@ def _main():
     print(_write(root, tables.aggregate(results)), flush=True)
     return
   base = _CONFIG.value
-  results = {}
+  results, failed = {}, []
   for name in _STRATEGIES.value:
     for seed in seeds:
-      config = base.copy_and_resolve_references()
-      config.strategy.name, config.seed = name, seed
       print(f"== {name} seed {seed}", flush=True)
-      results.setdefault(name, []).append(
-          runs.run_al(config, str(root / name / f"seed{seed}"), _DATA_DIR.value))
+      workdir = root / name / f"seed{seed}"
+      if _ISOLATE.value:
+        history = _run_isolated(name, seed, workdir)
+        if history is None:
+          failed.append(f"{name}/seed{seed}")
+          continue
+      else:
+        config = base.copy_and_resolve_references()
+        config.strategy.name, config.seed = name, seed
+        history = runs.run_al(config, str(workdir), _DATA_DIR.value)
+      results.setdefault(name, []).append(history)
+  if not results:
+    raise RuntimeError(f"every run failed: {', '.join(failed)}")
   summary = tables.aggregate(results)
   table = _write(root, summary)
   metrics.plot_curve({n: (np.asarray(s["n_labeled"]), np.asarray(s["acc"]))
                       for n, s in summary.items()}, root / "curve.png",
                      title=flags.FLAGS["config"].config_filename)
   print(table, flush=True)
+  if failed:
+    raise RuntimeError(f"{len(failed)} run(s) failed (see their output above), left out of "
+                       f"the table: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
            if f"{k}_seconds" in r.get("pick_info", {})]
       if v:
         secs[k] = float(np.mean(v))
+    # Peak resident memory of a run (max over its rounds; mean over seeds). Only a run in its
+    # own process (experiments.al) has its own peak; in compare's process it is cumulative.
+    peaks = [max(r["peak_rss_mib"] for r in h["rounds"]) for h in runs
+             if all("peak_rss_mib" in r for r in h["rounds"])]
     aubcs = [h["aubc"] for h in runs]
     faccs = [h["f_acc"] for h in runs]
     out[name] = {
@@ -61,6 +65,8 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
         "f_acc": metrics.mean_ci(faccs) if len(faccs) > 1 else (faccs[0], float("nan")),
         "seconds_per_round": secs, "trials": len(runs), "acc": acc.tolist(),
     }
+    if peaks:
+      out[name]["peak_rss_mib"] = float(np.mean(peaks))
   return out
 
 
@@ -69,8 +75,8 @@ def markdown_table(summary: dict) -> str:
   names = list(summary)
   counts = summary[names[0]]["n_labeled"]
   head = "| strategy | " + " | ".join(str(c) for c in counts) + " | AUBC | F-acc | train s | " \
-         "score s | select s | RL s | selection s | trials |"
-  lines = [head, "|" + "---|" * (len(counts) + 9)]
+         "score s | select s | RL s | selection s | peak MiB | trials |"
+  lines = [head, "|" + "---|" * (len(counts) + 10)]
   for n in names:
     s = summary[n]
     accs = " | ".join(f"{m:.4f}±{d:.4f}" for m, d in zip(s["acc_mean"], s["acc_std"]))
@@ -79,6 +85,7 @@ def markdown_table(summary: dict) -> str:
                  f"{s['f_acc'][0]:.4f}±{s['f_acc'][1]:.4f} | {sec['train']:.2f} | "
                  f"{sec['score']:.2f} | {sec['select']:.2f} | "
                  + " | ".join(f"{sec[k]:.2f}" if k in sec else "–" for k in ("rl", "selection"))
+                 + (f" | {s['peak_rss_mib']:.0f}" if "peak_rss_mib" in s else " | –")
                  + f" | {s['trials']} |")
   return "\n".join(lines) + "\n"
 

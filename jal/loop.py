@@ -15,6 +15,7 @@ import io
 import json
 import os
 import pathlib
+import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -69,8 +70,9 @@ class History:
     config: the run's settings (JSON-able).
     rounds: one dict per trained model with ``round``, ``n_labeled``, ``test_accuracy``
       (and ``val_accuracy`` when the dataset has a validation split), ``class_counts``,
-      ``train_seconds``, ``score_seconds``, ``select_seconds``, ``epochs`` and ``queried``
-      (indices selected after this round's training).
+      ``train_seconds``, ``score_seconds``, ``select_seconds``, ``epochs``, ``queried``
+      (indices selected after this round's training) and ``peak_rss_mib`` (the process's
+      peak resident memory so far: a run's own peak when it runs in its own process).
     finished: whether every round of the protocol is done.
     wall_seconds: wall time of the run, summed over resumed invocations.
   """
@@ -360,6 +362,8 @@ def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, ve
         rec["pick_info"] = info
       rec["queried"] = idx.tolist()
       mask = label(mask, idx)
+    # The process's high-water mark so far (Linux: KiB): the run's peak when it has the process.
+    rec["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     history.rounds.append(rec)
     history.finished = r == loop_config.rounds
     history.wall_seconds = wall_before + time.perf_counter() - t_start
