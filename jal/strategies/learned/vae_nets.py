@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jal.models import conv as conv_lib
 from jal.models.net import Variables
 
 __all__ = ["conv2d", "TorchConv", "SmallVAE", "Conv32VAE", "VAE_KINDS", "VaeNet", "make_vae",
@@ -34,14 +35,15 @@ _BN = dict(momentum=0.9, epsilon=1e-5)  # PyTorch's BatchNorm defaults
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding, dilation: int = 1
            ) -> jax.Array:
   """``x [n, H, W, C]`` ⋆ ``kernel [k, k, C, O]`` with explicit ``padding`` pairs and input
-  dilation ``dilation`` (transposed convolutions), XLA's convolution.
+  dilation ``dilation`` (transposed convolutions), through ``jal.models.conv.conv``.
 
-  On XLA:CPU these convolutions and their gradients are slow (a sliced-matmul lowering was
-  measured on this VAE's layers and is not faster overall); accelerators run them natively.
+  On XLA:CPU, XLA's input-dilated convolutions are slow; ``conv`` runs a transposed one as
+  its ``s²`` stride-1 phase convolutions (3–4× faster on this VAE's decoder layers,
+  BUILD_NOTES.md); accelerators keep their native convolution.
   """
-  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
-                                      lhs_dilation=(dilation, dilation),
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return conv_lib.conv(x, kernel, (stride, stride), padding,
+                       lhs_dilation=(dilation, dilation),
+                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 class TorchConv(nnx.Module):
