@@ -214,6 +214,33 @@ def test_fill_batch_exact_unique_unlabeled(seed, budget, unlabeled_frac, global_
         assert all(taken[i] == full[i] for i in range(j))
 
 
+@pytest.mark.parametrize("global_ranking", [False, True])
+def test_fill_by_score_takes_the_top_scores_of_the_overflowing_action(global_ranking):
+  # 2 states × 2 actions; state 0's best action (id 1, 6 rows) overflows a quota of 2:
+  # "score" fill takes its two highest point scores, "uniform" fill a seeded random pair.
+  act = np.array([1, 1, 1, 1, 1, 1, 0, 0, 2, 3, 3, 3, -1, -1])
+  score = np.array([0.1, 0.9, 0.3, 0.8, 0.2, 0.0, 5.0, 5.0, 1.0, 0.5, 0.7, 0.6, 9.0, 9.0],
+                   np.float32)
+  pred = jnp.array([0.0, 1.0, -1.0, 0.5])
+  budget = 4
+  idx, _ = select.fill_batch(jax.random.key(0), jnp.asarray(act), pred, 2, budget,
+                             global_ranking, jnp.asarray(score))
+  chosen = set(np.asarray(idx).tolist())
+  if global_ranking:  # action 1 first (4 of its 6 rows by score)
+    assert chosen == {1, 3, 2, 4}
+  else:  # quota 2 per state: action 1's two best, then state 1's best action (3) by score
+    assert chosen == {1, 3, 10, 11}
+  picks = [set(np.asarray(select.fill_batch(jax.random.key(s), jnp.asarray(act), pred, 2,
+                                            budget, global_ranking)[0]).tolist())
+           for s in range(6)]
+  assert len({frozenset(p) for p in picks}) > 1  # uniform fill varies with the key
+
+
+def test_fill_validation():
+  with pytest.raises(ValueError, match="fill"):
+    strategy.bral_t_strategy(fill="best")
+
+
 def test_balanced_top_and_diffset():
   scores = jnp.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 9.0, 8.0])
   cls = jnp.array([0, 0, 0, 1, 1, 1, 1, 1])

@@ -44,7 +44,8 @@ TRAIN_TRANSFORMS = ("none", "keep_probability_imbalance", "long_tail", "class_im
 # Cluster-Margin's candidates / cluster size / exact-HAC limit, BAIT's λ / oversampling,
 # SAAL's mode / ρ / candidates, ActiveFT's optimisation; the learned baselines' (BASELINES.md
 # §1–3) LossPrediction detach epoch and extra epochs, WAAL's / VAAL's variant ("authors" |
-# "deepalplus") and cap on the unlabeled rows of an epoch, VAAL's epochs. Only the chosen
+# "deepalplus") and cap on the unlabeled rows of an epoch, VAAL's epochs; BRAL-T's selection
+# readings (issue 16: one global ranking of actions, fill by score). Only the chosen
 # strategy's constructor receives the ones it takes.
 STRATEGY_OPTIONS = {"step_size": float, "function": str, "eta": float, "query": str,
                     "max_columns": int, "agent_rounds": str, "agent_file": str, "agent_dir": str,
@@ -52,7 +53,8 @@ STRATEGY_OPTIONS = {"step_size": float, "function": str, "eta": float, "query": 
                     "oversample": int, "mode": str, "rho": float, "pool_subset": int,
                     "iters": int, "lr": float, "temperature": float, "balance": float,
                     "detach_epoch": int, "extra_epochs": int, "variant": str,
-                    "unlabeled_per_epoch": int, "vae_epochs": int}
+                    "unlabeled_per_epoch": int, "vae_epochs": int,
+                    "global_ranking": bool, "fill": str}
 
 
 def _optional(value, kind):

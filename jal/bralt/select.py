@@ -10,7 +10,9 @@ scores every (state, action), and the batch is filled by the quota rule of A8:
    uniform random subset of the action that overflows the quota;
 3. unused quota goes to the not yet taken points of the next-best actions globally.
 
-``global_ranking=True`` skips the quotas (one global ranking of all actions).
+``global_ranking=True`` skips the quotas (one global ranking of all actions). With a
+``point_score`` per row, an overflowing action is filled with its highest-scoring rows
+instead of a uniform subset (a reading of §4.2 that SPEC leaves open; issue 16).
 """
 
 import functools
@@ -24,11 +26,14 @@ from jal.bralt.env import Caps, Clustering, EnvConfig, cluster_states
 __all__ = ["action_takes", "fill_batch", "cluster_pool", "query", "select_batch"]
 
 
-def _rank_in_group(key, group, k):
-  """Uniformly random rank of each row within its group (``group < 0`` rows get ``n``)."""
+def _rank_in_group(key, group, k, score=None):
+  """Rank of each row within its group (``group < 0`` rows get ``n``): uniformly random, or
+  by descending ``score`` (ties in random order)."""
   n = group.shape[0]
   gid = jnp.where(group < 0, k, group).astype(jnp.int32)
-  order = jnp.lexsort((jax.random.uniform(key, (n,)), gid))
+  tie = jax.random.uniform(key, (n,))
+  keys = (tie, gid) if score is None else (tie, -score, gid)
+  order = jnp.lexsort(keys)
   counts = jnp.bincount(gid, length=k + 1)
   starts = jnp.cumsum(counts) - counts
   pos = jnp.zeros((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
@@ -83,7 +88,8 @@ def action_takes(sizes: jax.Array, reward: jax.Array, n_states: int, budget: int
 
 @functools.partial(jax.jit, static_argnames=("n_states", "budget", "global_ranking"))
 def fill_batch(key: jax.Array, act_assign: jax.Array, reward: jax.Array, n_states: int,
-               budget: int, global_ranking: bool = False) -> tuple[jax.Array, jax.Array]:
+               budget: int, global_ranking: bool = False,
+               point_score: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """Picks ``budget`` rows by the quota rule from actions and their predicted rewards.
 
   Every row with ``act_assign ≥ 0`` (the unlabeled pool) belongs to exactly one action, so
@@ -96,12 +102,14 @@ def fill_batch(key: jax.Array, act_assign: jax.Array, reward: jax.Array, n_state
     n_states: ``C``.
     budget: ``b``.
     global_ranking: see :func:`action_takes`.
+    point_score: ``[n]`` optional; an action that overflows its take gives its
+      highest-scoring rows instead of a uniform subset.
 
   Returns:
     ``(indices [budget] int32 (−1 past the end if the pool is smaller), selected [n] bool)``.
   """
   p = reward.shape[0]
-  rank, sizes = _rank_in_group(key, act_assign, p)
+  rank, sizes = _rank_in_group(key, act_assign, p, point_score)
   take = action_takes(sizes, reward, n_states, budget, global_ranking)
   selected = (act_assign >= 0) & (rank < take[jnp.clip(act_assign, 0, p - 1)])
   idx = jnp.nonzero(selected, size=budget, fill_value=-1)[0].astype(jnp.int32)
@@ -118,20 +126,24 @@ def cluster_pool(key: jax.Array, emb: jax.Array, labeled: jax.Array, cfg: EnvCon
 
 @functools.partial(jax.jit, static_argnames=("n_states", "budget", "global_ranking"))
 def query(key: jax.Array, model: rn.RewardModel, clu: Clustering, n_states: int, budget: int,
-          global_ranking: bool = False) -> tuple[jax.Array, jax.Array]:
-  """Predicted rewards of the pool's (state, action) pairs and the quota-filled batch.
+          global_ranking: bool = False, point_score: jax.Array | None = None
+          ) -> tuple[jax.Array, jax.Array]:
+  """Predicted rewards of the pool's (state, action) pairs and the quota-filled batch
+  (``point_score``: see :func:`fill_batch`).
 
   Returns:
     ``(indices [budget] int32, predicted rewards [C·A])``; empty actions predict ``-inf``.
   """
   pred = rn.predict_reward(model, clu.states, clu.actions)
   pred = jnp.where(clu.act_counts > 0, pred, -jnp.inf)
-  idx, _ = fill_batch(key, clu.act_assign, pred, n_states, budget, global_ranking)
+  idx, _ = fill_batch(key, clu.act_assign, pred, n_states, budget, global_ranking,
+                      point_score)
   return idx, pred
 
 
 def select_batch(key: jax.Array, model: rn.RewardModel, emb: jax.Array, labeled: jax.Array,
-                 cfg: EnvConfig, caps: Caps, budget: int, global_ranking: bool = False):
+                 cfg: EnvConfig, caps: Caps, budget: int, global_ranking: bool = False,
+                 point_score: jax.Array | None = None):
   """BRAL-T's query on the real pool: :func:`cluster_pool` then :func:`query`.
 
   Args:
@@ -143,11 +155,13 @@ def select_batch(key: jax.Array, model: rn.RewardModel, emb: jax.Array, labeled:
     caps: static padded cloud sizes (``caps.l``, ``caps.u``).
     budget: ``b``.
     global_ranking: see :func:`action_takes`.
+    point_score: see :func:`fill_batch`.
 
   Returns:
     ``(indices [budget] int32, predicted rewards [C·A], clustering)``.
   """
   k_clu, k_fill = jax.random.split(key)
   clu = cluster_pool(k_clu, emb, labeled, cfg, caps)
-  idx, pred = query(k_fill, model, clu, cfg.n_state_clusters, budget, global_ranking)
+  idx, pred = query(k_fill, model, clu, cfg.n_state_clusters, budget, global_ranking,
+                    point_score)
   return idx, pred, clu

@@ -35,7 +35,9 @@ from jal.train import predict
 
 __all__ = ["bral_t_strategy", "bral_t_wo_cl_strategy", "bral_diffset_strategy",
            "pseudo_score_strategy", "gradnd_gt_strategy", "balanced_top", "diffset_mask",
-           "rl_select", "BRALT_STRATEGIES"]
+           "rl_select", "BRALT_STRATEGIES", "FILLS"]
+
+FILLS = ("uniform", "score")
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "per_class", "budget"))
@@ -96,7 +98,8 @@ def _warm_up(key, emb, n_pad, pad_to, cfg, trust_cap):
 def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.ndarray,
               cfg: env_lib.EnvConfig, budget: int, trust_cap: int,
               global_ranking: bool = False, pad_to: int = 256, workers: int | None = None,
-              next_labeled: int | None = None, model=None):
+              next_labeled: int | None = None, model=None,
+              point_score: jax.Array | None = None):
   """Runs the RL on the labeled rows and selects ``budget`` unlabeled rows.
 
   Args:
@@ -118,6 +121,8 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
       is counted in its RL seconds.
     model: a trained reward net (``RewardModel``) to select with instead of training one
       (agent reuse); its info then has empty ``losses``.
+    point_score: ``[n]`` optional per-row score; an overflowing action gives its
+      highest-scoring rows instead of a uniform subset (``select.fill_batch``).
 
   Returns:
     ``(indices [≤ budget] np.int64, info)`` with ``info`` holding the reward-net losses
@@ -174,7 +179,7 @@ def rl_select(key: jax.Array, emb: jax.Array, labeled: np.ndarray, trust: np.nda
     jax.block_until_ready(model)
     t1 = time.perf_counter()
     clu = cluster()
-  idx, pred = select_lib.query(k_fill, model, clu, c, budget, global_ranking)
+  idx, pred = select_lib.query(k_fill, model, clu, c, budget, global_ranking, point_score)
   idx = np.asarray(idx)
   if next_labeled is not None and _pad_rows(next_labeled, pad_to) != n_pad:
     _warm_up(jax.random.split(k_rl)[0], emb, _pad_rows(next_labeled, pad_to), pad_to, cfg,
@@ -194,15 +199,25 @@ def _round_info(info: dict) -> dict:
           if np.isfinite(info["pred"]).any() else 0.0}
 
 
-def _pool_pass(mode: str, tau, lam):
+def _pool_pass(mode: str, tau, lam, point_scores: bool = False):
   """BRAL-T's pool pass: embeddings ``[n, D]`` and TrustSet scores ``[n]`` of the labeled
-  rows, split along ``ctx.mesh``'s ``data`` axis when there is one."""
+  rows, split along ``ctx.mesh``'s ``data`` axis when there is one; with ``point_scores``
+  also every row's score against its pseudo-label (argmax), ``"point_scores" [n]``."""
   def score(key, ctx: Context):
     logits, emb = predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size, mesh=ctx.mesh)
     s = trustset.trust_scores(ctx.net, ctx.variables, ctx.x, ctx.y, ctx.labeled, mode, tau,
                               lam, ctx.chunk_size, logits=logits)
-    return {"emb": emb, "scores": s}
+    out = {"emb": emb, "scores": s}
+    if point_scores:
+      pseudo = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+      out["point_scores"] = trustset.scores_from_logits(logits, pseudo, _plain(mode), tau, lam)
+    return out
   return score
+
+
+def _plain(mode: str) -> str:
+  """The logits-only form of a TrustSet score mode (GraNd needs gradients: its EL2N bound)."""
+  return "el2n" if mode == "grand" else mode
 
 
 def env_config(env: "env_lib.EnvConfig | dict | None") -> env_lib.EnvConfig:
@@ -225,7 +240,8 @@ def env_config(env: "env_lib.EnvConfig | dict | None") -> env_lib.EnvConfig:
 
 def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
                     score_mode: str = "superloss_el2n", tau: float | None = None,
-                    lam: float = 1.0, global_ranking: bool = False, pad_to: int = 256,
+                    lam: float = 1.0, global_ranking: bool = False, fill: str = "uniform",
+                    pad_to: int = 256,
                     trust_group: str = "trust", name: str = "bral_t",
                     full_info: bool = False, workers: int | None = None,
                     agent_rounds=None, agent_file: str | None = None,
@@ -240,6 +256,9 @@ def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
     tau: SuperLoss τ (``None`` → ``log K``).
     lam: SuperLoss λ (use the value the target model was trained with).
     global_ranking: A8's alternative (one global ranking, no quotas).
+    fill: how an action that holds more points than its take is drawn from: ``"uniform"``
+      (SPEC A8) or ``"score"`` (its unlabeled rows with the highest TrustSet score against
+      their pseudo-labels, the ``pseudo_score`` ablation's score; issue 16's reading).
     pad_to: labeled rows are padded to ``pad_to · 2^j`` rows.
     trust_group: ``"trust"`` (TrustSet) or ``"diffset"`` (second-best global group).
     name: the strategy's name.
@@ -265,9 +284,11 @@ def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
   """
   if trust_group not in ("trust", "diffset"):
     raise ValueError(f"trust_group must be 'trust' or 'diffset', got {trust_group!r}")
+  if fill not in FILLS:
+    raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
   env = env_config(env)
   agent_rounds = agent_lib.parse_rounds(agent_rounds)
-  pool_pass = _pool_pass(score_mode, tau, lam)
+  pool_pass = _pool_pass(score_mode, tau, lam, point_scores=fill == "score")
 
   def pick(key, ctx: Context, aux, budget):
     k = ctx.num_classes
@@ -288,6 +309,7 @@ def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
     idx, info = rl_select(key, aux["emb"], np.asarray(ctx.labeled), np.asarray(trust), cfg,
                           budget, trust_cap, global_ranking, pad_to, workers,
                           next_labeled=None if reuse else int(np.sum(ctx.labeled)) + budget,
+                          point_score=aux.get("point_scores"),
                           model=model)
     trained = info.pop("model")
     if st is not None and not reuse:
