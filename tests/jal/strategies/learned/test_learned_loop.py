@@ -23,7 +23,9 @@ def data():
   return jal.data.load("digits", seed=0)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+# VAAL's compile count runs in the slow suite (its VAE makes it the longest case, ~40 s).
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "vaal" else n
+                                  for n in sorted(SMALL)])
 def test_round_two_compiles_nothing_new(data, name):
   # A net of its own (hidden width 27) so that round 0 has to compile.
   net = jal.make_net("mlp", (8, 8, 1), 10, hidden=(27,))
