@@ -19,8 +19,10 @@ import sys
 import numpy as np
 from absl import flags
 
+import jal
 from experiments import runs, runtime, tables
 from jal import metrics
+from jal.files import atomic_write
 
 _CONFIG = runtime.define_config("compare", default="default")
 _STRATEGIES = flags.DEFINE_list("strategies", ["random", "margin"], "Strategies to compare.")
@@ -35,11 +37,26 @@ _COLLECT = flags.DEFINE_bool("collect_only", False, "Only aggregate the finished
 
 
 def _write(root: pathlib.Path, summary: dict) -> str:
-  root.mkdir(parents=True, exist_ok=True)
-  (root / "summary.json").write_text(json.dumps(summary, indent=1))
+  atomic_write(root / "summary.json", json.dumps(summary, indent=1))
   table = tables.markdown_table(summary)
-  (root / "table.md").write_text(table)
+  atomic_write(root / "table.md", table)
   return table
+
+
+def _check_flags() -> list[int]:
+  """The seeds; every strategy name and seed checked before any run starts."""
+  if not _STRATEGIES.value:
+    raise ValueError("--strategies is empty; name at least one (e.g. --strategies=random)")
+  unknown = [n for n in _STRATEGIES.value if n not in jal.STRATEGIES]
+  if unknown:
+    raise ValueError(f"--strategies: unknown {unknown}; choose from {sorted(jal.STRATEGIES)}")
+  try:
+    seeds = [int(s) for s in _SEEDS.value]
+  except ValueError:
+    raise ValueError(f"--seeds must be integers, got {_SEEDS.value}") from None
+  if not seeds:
+    raise ValueError("--seeds is empty; give at least one (e.g. --seeds=0,1,2)")
+  return seeds
 
 
 def _config_args(argv: list[str]) -> list[str]:
@@ -68,7 +85,7 @@ def _run_isolated(name: str, seed: int, workdir: pathlib.Path) -> dict | None:
 
 
 def _main():
-  seeds = [int(s) for s in _SEEDS.value]
+  seeds = _check_flags()
   root = pathlib.Path(_WORKDIR.value)
   if _COLLECT.value:
     results = tables.load_finished(_WORKDIR.value, _STRATEGIES.value, seeds)

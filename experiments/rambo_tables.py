@@ -6,13 +6,16 @@ r"""RAMBO's one-round tables: RAMBO / Random / Margin / DULO and the 8 ablation 
 
 Per trial seed, S₀ and the offline utility samples are drawn once (``prepare_offline``) and
 shared by RAMBO, every ablation row and DULO; Random and Margin start from the same S₀. Results
-are appended to ``workdir/results.json`` after every run (a rerun skips finished runs) and
-``workdir/table.md`` holds mean ± standard error of validation and test accuracy. ``--config``
-is a config of the ``"one_round"`` family (default ``rambo_digits``); its ``data.pool`` (R8)
-settings are drawn per trial seed.
+are appended to ``workdir/results.json`` after every run, written atomically (a kill leaves the
+previous file whole), each run keyed by (seed, row, settings fingerprint): a rerun skips the
+finished runs of the same settings, and runs of other settings stay in the file but out of
+the table. ``workdir/table.md`` holds mean ± standard error of validation and test
+accuracy. ``--config`` is a config of the ``"one_round"`` family (default
+``rambo_digits``); its ``data.pool`` (R8) settings are drawn per trial seed.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -23,6 +26,7 @@ from absl import flags
 
 from experiments import build, runtime
 from experiments.tables import ablation_name, markdown, summarize
+from jal.files import atomic_write
 from jal.rambo import (
   ABLATIONS,
   prepare_offline,
@@ -51,16 +55,51 @@ def _count_compile(event: str, duration: float, **kwargs) -> None:
     _COMPILES["seconds"] += duration
 
 
+def fingerprint(config, cfg) -> str:
+  """What decides a trial's result besides its seed and row: every config field but
+  ``seed`` / ``strategy`` (rambo_tables takes both from its flags) and the RAMBO settings."""
+  c = {k: v for k, v in config.to_dict().items() if k not in ("seed", "strategy")}
+  blob = json.dumps({"config": c, "rambo": dataclasses.asdict(cfg)}, sort_keys=True,
+                    default=str)
+  return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_runs(path: pathlib.Path, fp: str, rambo: dict) -> list[dict]:
+  """The runs of ``path`` (``[]`` if absent). Runs written before fingerprints were recorded
+  get ``fp`` when the file's RAMBO settings equal ``rambo`` (else ``"unknown"``).
+
+  Raises:
+    ValueError: naming the file when it is not a results file (truncated, hand-edited).
+  """
+  if not path.exists():
+    return []
+  try:
+    saved = json.loads(path.read_text())
+    runs = saved["runs"]
+  except (ValueError, KeyError, TypeError) as e:
+    raise ValueError(f"{path} is not a readable results file ({type(e).__name__}: {e}); "
+                     "move it away to start the table afresh") from None
+  legacy = fp if saved.get("settings", {}).get("rambo") == rambo else "unknown"
+  for r in runs:
+    r.setdefault("fingerprint", legacy)
+  return runs
+
+
 def _main():
   config = _CONFIG.value
   cfg, tc = build.rambo_config(config), build.train_config(config)
+  fp = fingerprint(config, cfg)
+  out = pathlib.Path(_WORKDIR.value)
+  path = out / "results.json"
+  results = load_runs(path, fp, json.loads(json.dumps(dataclasses.asdict(cfg), default=str)))
   clean = build.load_data(config, _DATA_DIR.value)
   net = build.net(config, clean)
-  out = pathlib.Path(_WORKDIR.value)
   out.mkdir(parents=True, exist_ok=True)
-  path = out / "results.json"
-  results = json.loads(path.read_text())["runs"] if path.exists() else []
-  done = {(r["seed"], r["name"]) for r in results}
+  done = {(r["seed"], r["name"]) for r in results if r["fingerprint"] == fp}
+  others = sum(r["fingerprint"] != fp for r in results)
+  if others:
+    print(f"{path}: {others} run(s) of other settings are kept there but left out of the "
+          "table", flush=True)
   rows = [(True, True, True)] + ([a for a in ABLATIONS if a != (True, True, True)]
                                  if _ABL.value else [])
 
@@ -70,12 +109,14 @@ def _main():
     res = {k: v for k, v in res.items() if k in ("val_accuracy", "test_accuracy", "timings",
                                                   "refinement_accuracies", "labeled")}
     results.append({"seed": seed, "name": name, **res, "seconds": time.perf_counter() - t,
-                    "loadavg": list(os.getloadavg()), "compiles_so_far": dict(_COMPILES)})
-    summary = summarize(results)
-    path.write_text(json.dumps({"settings": {"config": config.to_dict(),
-                                             "rambo": dataclasses.asdict(cfg)},
-                                "runs": results, "summary": summary}, indent=1, default=str))
-    (out / "table.md").write_text(markdown(summary))
+                    "loadavg": list(os.getloadavg()), "compiles_so_far": dict(_COMPILES),
+                    "fingerprint": fp})
+    summary = summarize([r for r in results if r["fingerprint"] == fp])
+    atomic_write(path, json.dumps({"settings": {"config": config.to_dict(),
+                                                "rambo": dataclasses.asdict(cfg)},
+                                   "fingerprint": fp, "runs": results, "summary": summary},
+                                  indent=1, default=str))
+    atomic_write(out / "table.md", markdown(summary))
     print(f"seed {seed} {name}: val {res['val_accuracy']:.4f} test {res['test_accuracy']:.4f} "
           f"({time.perf_counter() - t:.0f}s, load {os.getloadavg()[0]:.1f})", flush=True)
 

@@ -16,7 +16,6 @@ import json
 import os
 import pathlib
 import resource
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +28,7 @@ from flax import serialization
 from jal import metrics, parallel
 from jal.data.dataset import Dataset
 from jal.data.initial import InitialSet, twisted_initial_mask
+from jal.files import atomic_write
 from jal.models.net import Net
 from jal.strategies import Context, Strategy, select_timed
 from jal.strategies.base import STATE_STREAM
@@ -96,7 +96,7 @@ class History:
     return out
 
   def save(self, path: str | os.PathLike) -> None:
-    _atomic_write(pathlib.Path(path), self.to_json().encode())
+    atomic_write(pathlib.Path(path), self.to_json().encode())
 
   def to_json(self) -> str:
     return json.dumps(self.summary(), indent=1)
@@ -110,15 +110,6 @@ class History:
   @classmethod
   def load(cls, path: str | os.PathLike) -> "History":
     return cls.from_json(pathlib.Path(path).read_text())
-
-
-def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-  with os.fdopen(fd, "wb") as f:
-    f.write(data)
-  os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-  os.replace(tmp, path)
 
 
 def initial_mask(key: jax.Array, pool_size: int, init_size: int) -> np.ndarray:
@@ -163,7 +154,7 @@ def _save_checkpoint(workdir, mask, next_round, key, history, state):
            history=np.bytes_(history.to_json().encode()),
            state=np.frombuffer(serialization.msgpack_serialize(state) if state is not None
                                else b"", np.uint8))
-  _atomic_write(ckpt, buf.getvalue())
+  atomic_write(ckpt, buf.getvalue())
   history.save(hist)
 
 

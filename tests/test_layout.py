@@ -10,7 +10,7 @@ _REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Lower layers never import higher ones; a package may import its own layer.
 LAYERS = {
-    "parallel": 0, "models": 1, "data": 1, "metrics": 1, "scores": 2, "train": 3,
+    "parallel": 0, "files": 0, "models": 1, "data": 1, "metrics": 1, "scores": 2, "train": 3,
     "cluster": 4, "strategies": 5,
     "bralt": 6, "rambo": 6, "loop": 7,
 }

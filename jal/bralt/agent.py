@@ -19,6 +19,7 @@ import optax
 from flax import serialization
 
 from jal.bralt import reward_net as rn
+from jal.files import atomic_write
 
 __all__ = ["parse_rounds", "to_state", "from_state", "save_agent", "load_agent",
            "check_embed_dim", "agent_path"]
@@ -85,12 +86,8 @@ def agent_path(directory: str | os.PathLike, round_: int) -> pathlib.Path:
 
 def save_agent(path: str | os.PathLike, state: dict) -> pathlib.Path:
   """Writes :func:`to_state`'s dict (atomically) and returns the path."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_bytes(serialization.msgpack_serialize({k: np.asarray(v) for k, v in state.items()}))
-  os.replace(tmp, path)
-  return path
+  return atomic_write(path, serialization.msgpack_serialize(
+      {k: np.asarray(v) for k, v in state.items()}))
 
 
 def load_agent(path: str | os.PathLike) -> dict:

@@ -50,3 +50,28 @@ def test_one_round_summary():
   assert s["rambo"]["test_se"] == pytest.approx(10.0)
   assert "| random | 1 |" in tables.markdown(s)
   assert tables.ablation_name(True, False, True) == "rambo[bilevel ✓ OT × RankNet ✓]"
+
+
+def test_rambo_tables_keys_runs_by_settings_fingerprint(tmp_path):
+  import dataclasses
+
+  from experiments import build, configs, rambo_tables
+  c = configs.get("rambo_digits")
+  cfg = build.rambo_config(c)
+  fp = rambo_tables.fingerprint(c, cfg)
+  other = c.copy_and_resolve_references()
+  other.rambo.budget = int(c.rambo.budget) + 10
+  assert rambo_tables.fingerprint(other, build.rambo_config(other)) != fp
+  seeded = c.copy_and_resolve_references()
+  seeded.seed = 7  # rambo_tables takes seeds from --seeds: not part of the fingerprint
+  assert rambo_tables.fingerprint(seeded, build.rambo_config(seeded)) == fp
+  # Runs written before fingerprints: adopted when the file's RAMBO settings are these.
+  rambo = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+  path = tmp_path / "results.json"
+  runs = [{"seed": 0, "name": "random"}, {"seed": 0, "name": "margin", "fingerprint": "x"}]
+  path.write_text(json.dumps({"settings": {"rambo": rambo}, "runs": runs}))
+  assert [r["fingerprint"] for r in rambo_tables.load_runs(path, fp, rambo)] == [fp, "x"]
+  assert rambo_tables.load_runs(path, fp, {**rambo, "budget": -1})[0]["fingerprint"] == "unknown"
+  path.write_text(json.dumps({"runs": runs})[:20])  # a truncated file is named
+  with pytest.raises(ValueError, match="results.json is not a readable results file"):
+    rambo_tables.load_runs(path, fp, rambo)
