@@ -6,7 +6,9 @@ r"""Runs several strategies × seeds of one protocol and writes a comparison tab
 
 Each (strategy, seed) runs in ``workdir/<strategy>/seed<k>`` with ``--config.strategy.name``
 and ``--config.seed`` replaced (so an interrupted comparison resumes); the aggregate goes to
-``workdir/summary.json``, ``workdir/table.md`` and ``workdir/curve.png``. The default config
+``workdir/summary.json``, ``workdir/table.md``, ``workdir/penalty.md`` (the penalty
+matrices) and ``workdir/curve.png``; ``--include`` adds the rows of earlier summaries, and
+``--isolate`` runs each (strategy, seed) in its own process. The default config
 (``default``: digits / MLP) with Random and Margin over 2 seeds takes about a minute on 2 CPU
 cores.
 """
@@ -32,15 +34,30 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX/tfds data dir (default: $
 _ISOLATE = flags.DEFINE_bool("isolate", False, "Run each (strategy, seed) in its own "
                              "`experiments.al` process: its peak memory is its own (the table's "
                              "peak MiB) and one failed run does not stop the others.")
+_INCLUDE = flags.DEFINE_list("include", [], "summary.json files of earlier comparisons on the "
+                             "same protocol and seeds: their rows join the table and the "
+                             "penalty matrices (rows of --workdir win on a name clash).")
 _COLLECT = flags.DEFINE_bool("collect_only", False, "Only aggregate the finished runs in "
                              "--workdir (no training).")
 
 
-def _write(root: pathlib.Path, summary: dict) -> str:
+def _write(root: pathlib.Path, summary: dict) -> tuple[str, dict]:
+  """Writes ``summary.json``, ``table.md``, ``penalty.md`` and ``curve.png`` of ``summary``
+  and the ``--include`` rows; returns the table and the joined summary."""
+  for path in _INCLUDE.value:
+    try:
+      rows = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError) as e:
+      raise ValueError(f"--include: cannot read {path} ({e})") from None
+    summary = {**{n: s for n, s in rows.items() if n not in summary}, **summary}
   atomic_write(root / "summary.json", json.dumps(summary, indent=1))
   table = tables.markdown_table(summary)
   atomic_write(root / "table.md", table)
-  return table
+  atomic_write(root / "penalty.md", tables.penalty_markdown(summary))
+  metrics.plot_curve({n: (np.asarray(s["n_labeled"]), np.asarray(s["acc"]))
+                      for n, s in summary.items()}, root / "curve.png",
+                     title=flags.FLAGS["config"].config_filename)
+  return table, summary
 
 
 def _check_flags() -> list[int]:
@@ -91,7 +108,7 @@ def _main():
     results = tables.load_finished(_WORKDIR.value, _STRATEGIES.value, seeds)
     if not results:
       raise ValueError(f"no finished runs under {_WORKDIR.value}")
-    print(_write(root, tables.aggregate(results)), flush=True)
+    print(_write(root, tables.aggregate(results))[0], flush=True)
     return
   base = _CONFIG.value
   results, failed = {}, []
@@ -111,11 +128,7 @@ def _main():
       results.setdefault(name, []).append(history)
   if not results:
     raise RuntimeError(f"every run failed: {', '.join(failed)}")
-  summary = tables.aggregate(results)
-  table = _write(root, summary)
-  metrics.plot_curve({n: (np.asarray(s["n_labeled"]), np.asarray(s["acc"]))
-                      for n, s in summary.items()}, root / "curve.png",
-                     title=flags.FLAGS["config"].config_filename)
+  table, _ = _write(root, tables.aggregate(results))
   print(table, flush=True)
   if failed:
     raise RuntimeError(f"{len(failed)} run(s) failed (see their output above), left out of "

@@ -8,7 +8,7 @@ import numpy as np
 from jal import metrics
 
 __all__ = ["ablation_name", "aggregate", "finished", "load_finished", "markdown",
-           "markdown_table", "summarize"]
+           "markdown_table", "penalty_markdown", "summarize"]
 
 
 # ----------------------------------------------------------------------------- AL curves
@@ -88,6 +88,37 @@ def markdown_table(summary: dict) -> str:
                  + (f" | {s['peak_rss_mib']:.0f}" if "peak_rss_mib" in s else " | –")
                  + f" | {s['trials']} |")
   return "\n".join(lines) + "\n"
+
+
+def penalty_markdown(summary: dict) -> str:
+  """BRAL-T's mean-based penalty matrix (App. C.2: rounds in which the row's mean accuracy is
+  above the column's) and BADGE's paired t-test matrix (fraction of rounds in which the row
+  significantly beats the column, two-sided 5%, ``t`` critical for the trial count), over
+  the strategies of ``summary`` with the most common (trials, rounds) shape; trial ``k`` of
+  every strategy is taken to share seed ``k``."""
+  shapes = {n: np.asarray(s["acc"]).shape for n, s in summary.items()}
+  common = max(set(shapes.values()), key=list(shapes.values()).count)
+  names = [n for n in summary if shapes[n] == common]
+  acc = np.stack([np.asarray(summary[n]["acc"]) for n in names])  # [m, T, L]
+  trials = acc.shape[1]
+  blocks = [f"{len(names)} strategies, {trials} trials, {acc.shape[2]} rounds"
+            + (f" (left out, other shape: {sorted(set(summary) - set(names))})"
+               if len(names) < len(summary) else "")]
+  mats = [("mean-based (rounds won)", metrics.penalty_matrix_mean(acc), "{:.0f}")]
+  if trials >= 2:
+    t = metrics.t_critical(0.95, trials - 1)
+    mats.append((f"paired t-test (fraction of rounds, t > {t:.3f})",
+                 metrics.penalty_matrix_ttest(acc, t), "{:.2f}"))
+  for title, p, fmt in mats:
+    lines = [f"\n**{title}**: row beats column\n",
+             "| | " + " | ".join(names) + " | row sum |", "|---" * (len(names) + 2) + "|"]
+    for i, n in enumerate(names):
+      lines.append(f"| {n} | " + " | ".join(fmt.format(v) for v in p[i])
+                   + f" | {fmt.format(p[i].sum())} |")
+    lines.append("| column sum (beaten) | " + " | ".join(fmt.format(v) for v in p.sum(0))
+                 + " | |")
+    blocks.append("\n".join(lines))
+  return "\n".join(blocks) + "\n"
 
 
 # ----------------------------------------------------------------------------- one round

@@ -32,6 +32,7 @@ __all__ = [
   "penalty_matrix_ttest",
   "plot_curve",
   "round_aubc",
+  "t_critical",
 ]
 
 
@@ -256,7 +257,7 @@ def _t_critical_fallback(confidence: float, df: int) -> float:
           + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3))
 
 
-def _t_critical(confidence: float, df: int) -> float:
+def t_critical(confidence: float, df: int) -> float:
   """Two-sided Student-t critical value ``t_{(1+confidence)/2, df}``."""
   try:
     from scipy import stats  # pylint: disable=import-outside-toplevel
@@ -291,7 +292,7 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
   v = _as_sample(values, min_len=2)
   n = v.shape[0]
   se = float(v.std(ddof=1)) / math.sqrt(n)
-  return float(v.mean()), _t_critical(confidence, n - 1) * se
+  return float(v.mean()), t_critical(confidence, n - 1) * se
 
 
 def mean_se(values) -> tuple[float, float]:

@@ -75,3 +75,15 @@ def test_rambo_tables_keys_runs_by_settings_fingerprint(tmp_path):
   path.write_text(json.dumps({"runs": runs})[:20])  # a truncated file is named
   with pytest.raises(ValueError, match="results.json is not a readable results file"):
     rambo_tables.load_runs(path, fp, rambo)
+
+
+def test_penalty_markdown_counts_rounds_won_and_leaves_out_other_shapes():
+  acc = {"a": [[0.5, 0.7, 0.9], [0.5, 0.7, 0.9]], "b": [[0.4, 0.8, 0.8], [0.4, 0.8, 0.8]],
+         "c": [[0.1, 0.2, 0.3], [0.1, 0.2, 0.25]], "odd": [[0.1, 0.2]]}
+  text = tables.penalty_markdown({n: {"acc": a} for n, a in acc.items()})
+  assert "3 strategies, 2 trials, 3 rounds" in text and "['odd']" in text
+  rows = [line for line in text.splitlines() if line.startswith("| a |")]
+  # mean-based: a beats b in rounds 1 and 3, c in all 3 → "0 | 2 | 3 | 5"
+  assert rows[0] == "| a | 0 | 2 | 3 | 5 |"
+  # t-test: a − c is (0.4, 0.5, 0.6 / 0.65): constant in rounds 1–2 (t = ∞), t ≈ 24 in 3
+  assert rows[1] == "| a | 0.00 | 0.67 | 1.00 | 1.67 |"
