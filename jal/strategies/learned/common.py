@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jal import parallel
+from jal.train import epoch
 from jal.train.config import TrainConfig
 
 __all__ = ["linear_init", "mlp_init", "mlp_apply", "weighted_mean", "JointPlan", "joint_begin",
@@ -106,6 +107,17 @@ def joint_batch(plan: JointPlan, s: jax.Array, batch_size: int):
   weights = (pos < plan.total).astype(jnp.float32)
   t = plan.slots[pos % plan.total]
   return plan.lab[t % plan.n_lab], plan.unl[t % plan.n_unl], weights
+
+
+def commit_step(new: Any, old: Any, active: jax.Array) -> Any:
+  """``new`` where the step is ``active`` (a real step of an unfinished epoch), else ``old``:
+  the padded steps of a fused epoch and the steps after the stopping rule change nothing."""
+  return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+
+
+def end_epoch(config: TrainConfig, state: Any) -> Any:
+  """``state`` (a NamedTuple with a ``train`` field) after ``jal.train.epoch.end``."""
+  return state._replace(train=epoch.end(config, state.train))
 
 
 def use_fused(config: TrainConfig) -> bool:

@@ -27,7 +27,14 @@ from jal import cluster, parallel
 from jal.models.net import Net, Variables
 from jal.parallel.chunking import chunked_map
 from jal.strategies.base import Context, Strategy, no_info
-from jal.strategies.learned.common import linear_init, replicate, run_epochs, use_fused
+from jal.strategies.learned.common import (
+  commit_step,
+  end_epoch,
+  linear_init,
+  replicate,
+  run_epochs,
+  use_fused,
+)
 from jal.train import epoch
 from jal.train.config import TrainConfig, make_optimizer
 from jal.train.trainer import FitResult, check_pool, place
@@ -198,25 +205,20 @@ def _step(net: Net, config: TrainConfig, hp: LossPredConfig, state: LLState, pla
   new = LLState(tr._replace(variables=Variables(params, extra), opt_state=opt_state,
                             correct=tr.correct + c, seen=tr.seen + jnp.sum(wb)),
                 optax.apply_updates(state.head, h_updates), head_opt)
-  active = (s < plan.steps) & ~tr.done
-  return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
-
-
-def _end(config: TrainConfig, state: LLState):
-  return state._replace(train=epoch.end(config, state.train))
+  return commit_step(new, state, (s < plan.steps) & ~tr.done)
 
 
 def _fused(net, config, hp, state, key, x, y, mask):
   state, plan = _begin(state, key, mask, config.batch_size)
   state = jax.lax.fori_loop(0, plan.steps,
                             lambda s, st: _step(net, config, hp, st, plan, s, x, y), state)
-  return _end(config, state)
+  return end_epoch(config, state)
 
 
 _init_jit = jax.jit(_init, static_argnums=(0, 1, 2, 3))
 _begin_jit = jax.jit(_begin, static_argnums=(3,), donate_argnums=(0,))
 _step_jit = jax.jit(_step, static_argnums=(0, 1, 2), donate_argnums=(3,))
-_end_jit = jax.jit(_end, static_argnums=(0,), donate_argnums=(1,))
+_end_jit = jax.jit(end_epoch, static_argnums=(0,), donate_argnums=(1,))
 _fused_jit = jax.jit(_fused, static_argnums=(0, 1, 2), donate_argnums=(3,))
 
 

@@ -37,6 +37,8 @@ from jal import cluster, parallel
 from jal.models.net import Net, Variables
 from jal.strategies.base import Context, Strategy, no_info
 from jal.strategies.learned.common import (
+  commit_step,
+  end_epoch,
   joint_batch,
   joint_begin,
   mlp_apply,
@@ -177,25 +179,20 @@ def _step(net: Net, config: TrainConfig, hp: WaalConfig, state: WaalState, plan,
   new = WaalState(tr._replace(variables=Variables(params, extra), opt_state=opt_state,
                               correct=tr.correct + correct, seen=tr.seen + jnp.sum(w)),
                   optax.apply_updates(state.critic, c_updates), critic_opt)
-  active = (s < plan.steps) & ~tr.done
-  return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
-
-
-def _end(config: TrainConfig, state: WaalState):
-  return state._replace(train=epoch.end(config, state.train))
+  return commit_step(new, state, (s < plan.steps) & ~tr.done)
 
 
 def _fused(net, config, hp, state, key, x, y, mask, gamma):
   state, plan = _begin(hp, config.batch_size, state, key, mask)
   state = jax.lax.fori_loop(
       0, plan.steps, lambda s, st: _step(net, config, hp, st, plan, s, x, y, gamma), state)
-  return _end(config, state)
+  return end_epoch(config, state)
 
 
 _init_jit = jax.jit(_init, static_argnums=(0, 1, 2))
 _begin_jit = jax.jit(_begin, static_argnums=(0, 1), donate_argnums=(2,))
 _step_jit = jax.jit(_step, static_argnums=(0, 1, 2), donate_argnums=(3,))
-_end_jit = jax.jit(_end, static_argnums=(0,), donate_argnums=(1,))
+_end_jit = jax.jit(end_epoch, static_argnums=(0,), donate_argnums=(1,))
 _fused_jit = jax.jit(_fused, static_argnums=(0, 1, 2), donate_argnums=(3,))
 
 
