@@ -31,7 +31,7 @@ from jal.data.initial import InitialSet, twisted_initial_mask
 from jal.files import atomic_write
 from jal.models.net import Net
 from jal.strategies import Context, Strategy, select_timed
-from jal.strategies.base import STATE_STREAM
+from jal.strategies.base import NEXT_STATE, STATE_STREAM
 from jal.train import TrainConfig, accuracy, all_finite, fit
 
 __all__ = ["LoopConfig", "History", "initial_mask", "label", "run_loop", "workdir_lock",
@@ -348,6 +348,7 @@ def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, ve
         state = strategy.state(jax.random.fold_in(k_sel, STATE_STREAM), ctx, state)
         ctx = ctx._replace(state=state)
       idx, info, secs = select_timed(strategy, k_sel, ctx, loop_config.budget)
+      state = info.pop(NEXT_STATE, state)  # what pick learnt this round (checkpointed)
       rec["score_seconds"], rec["select_seconds"] = secs["score"], secs["select"]
       if info:
         rec["pick_info"] = info

@@ -30,7 +30,7 @@ from jal.bralt import select as select_lib
 from jal.bralt import trustset
 from jal.parallel.host_threads import default_workers
 from jal.scores import grand
-from jal.strategies.base import Context, Strategy, no_info
+from jal.strategies.base import NEXT_STATE, Context, Strategy, no_info
 from jal.train import predict
 
 __all__ = ["bral_t_strategy", "bral_t_wo_cl_strategy", "bral_diffset_strategy",
@@ -276,8 +276,8 @@ def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
     The ``Strategy``; its pool pass (embeddings, TrustSet scores) honours ``ctx.mesh``. With
     an agent option the strategy has a ``state`` that says whether this round trains an
     agent (with the keys of the plain BRAL-T round) or reuses the one it holds; ``pick``
-    stores a newly trained agent into that state dict, which the loop checkpoints after the
-    selection, so a resumed run reuses the same agent.
+    returns a newly trained agent as ``info[NEXT_STATE]``, which the loop checkpoints after
+    the selection, so a resumed run reuses the same agent.
 
   Raises:
     ValueError: for an unknown ``trust_group`` or ``env`` field, or bad ``agent_rounds``.
@@ -312,13 +312,14 @@ def bral_t_strategy(env: "env_lib.EnvConfig | dict | None" = None, *,
                           point_score=aux.get("point_scores"),
                           model=model)
     trained = info.pop("model")
+    extra = {"trust": np.asarray(trust)} if full_info else {}
     if st is not None and not reuse:
-      # The agent trained now goes into this round's state dict, which the loop checkpoints
-      # after the selection (state() cannot train it: the TrustSet size depends on budget).
-      st.update(agent_lib.to_state(trained))
+      # The agent trained now is the state the next rounds reuse; pick hands it back (state()
+      # cannot train it: the TrustSet size depends on the budget, which only pick sees).
+      st = {**st, **agent_lib.to_state(trained)}
+      extra[NEXT_STATE] = st
       if agent_dir is not None:
         agent_lib.save_agent(agent_lib.agent_path(agent_dir, int(st["round"])), st)
-    extra = {"trust": np.asarray(trust)} if full_info else {}
     if reuse:
       return idx, {"rl_seconds": info["rl_seconds"], "agent_round": int(st["agent_round"]),
                    "selection_seconds": info["selection_seconds"], **extra}

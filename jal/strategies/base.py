@@ -11,7 +11,9 @@ loop), ``pick(key, ctx, aux, budget) -> (indices, info)`` chooses the batch (tim
 * ``state(key, ctx, prev) -> state`` is called by the loop before ``score`` in every query
   round (``prev`` is ``None`` the first time); the result is ``ctx.state`` for that round and
   is saved in the run's checkpoint, so a killed run resumes to the same result. A state is a
-  nested dict of arrays / scalars.
+  nested dict of arrays / scalars. What ``pick`` learns that the next rounds need (BRAL-T's
+  trained agent) goes back as ``info[NEXT_STATE]``: the loop takes it out of ``info`` and
+  checkpoints it as the round's state (a new dict; ``ctx.state`` is never changed in place).
 
 ``select_timed`` composes score and pick, checks the result and times both halves; ``select``
 and the loop share it.
@@ -28,12 +30,14 @@ from jal.cluster import top_k_unlabeled  # re-exported: jal.strategies.top_k_unl
 from jal.models.net import Net, Variables
 
 __all__ = ["Context", "Strategy", "select", "select_timed", "pick", "no_info", "check_budget",
-           "top_k_unlabeled", "finalize_indices", "STATE_STREAM"]
+           "top_k_unlabeled", "finalize_indices", "STATE_STREAM", "NEXT_STATE"]
 
 # fold_in constant of a strategy's ``state`` key, derived from the round's selection key so
 # that strategies without state see exactly the keys they always did (``jal.run_loop`` and the
 # one-round protocol of ``jal.rambo`` both use it).
 STATE_STREAM = 0x57A7E
+# The ``info`` key under which ``pick`` hands back the state to keep after its round.
+NEXT_STATE = "next_state"
 
 
 class Context(NamedTuple):
@@ -81,7 +85,8 @@ class Strategy(NamedTuple):
     name: registry name.
     score: ``(key, ctx) -> aux`` pool-wide model work (may return ``None``).
     pick: ``(key, ctx, aux, budget) -> (indices, info)``: ``[budget]`` int indices into the
-      pool and a dict of JSON-able diagnostics (``{}`` when there are none).
+      pool and a dict of JSON-able diagnostics (``{}`` when there are none); a stateful
+      strategy may add ``info[NEXT_STATE]``, its state after this round.
     fit: optional ``(key, net, train_config, x, y, labeled, *, mesh=None) -> FitResult``
       replacing ``jal.fit`` for the target model; ``FitResult.extra`` reaches ``ctx``.
     state: optional ``(key, ctx, prev) -> state`` run before ``score`` in every query round
