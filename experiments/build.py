@@ -136,6 +136,9 @@ def apply_pool_settings(config: ConfigDict, data: jal.data.Dataset,
   if p.imbalance not in IMBALANCE_MODES:
     raise ValueError(f"data.pool.imbalance must be one of {IMBALANCE_MODES}, "
                      f"got {p.imbalance!r}")
+  for name in ("noise_rate", "imbalance_classes", "imbalance_fraction"):
+    if not 0.0 <= float(p[name]) <= 1.0:
+      raise ValueError(f"data.pool.{name} must lie in [0, 1], got {p[name]}")
   seed = int(config.seed) if seed is None else int(seed)
   k_imb, k_noise = jax.random.split(jax.random.fold_in(jax.random.key(seed), SETTINGS_STREAM))
   if p.imbalance != "none":

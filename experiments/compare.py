@@ -44,11 +44,7 @@ _COLLECT = flags.DEFINE_bool("collect_only", False, "Only aggregate the finished
 def _write(root: pathlib.Path, summary: dict) -> tuple[str, dict]:
   """Writes ``summary.json``, ``table.md``, ``penalty.md`` and ``curve.png`` of ``summary``
   and the ``--include`` rows; returns the table and the joined summary."""
-  for path in _INCLUDE.value:
-    try:
-      rows = json.loads(pathlib.Path(path).read_text())
-    except (OSError, ValueError) as e:
-      raise ValueError(f"--include: cannot read {path} ({e})") from None
+  for rows in _included():
     summary = {**{n: s for n, s in rows.items() if n not in summary}, **summary}
   atomic_write(root / "summary.json", json.dumps(summary, indent=1))
   table = tables.markdown_table(summary)
@@ -58,6 +54,21 @@ def _write(root: pathlib.Path, summary: dict) -> tuple[str, dict]:
                       for n, s in summary.items()}, root / "curve.png",
                      title=flags.FLAGS["config"].config_filename)
   return table, summary
+
+
+def _included() -> list[dict]:
+  """The summaries named by ``--include``."""
+  out = []
+  for path in _INCLUDE.value:
+    try:
+      rows = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError) as e:
+      raise ValueError(f"--include: cannot read {path} ({type(e).__name__}: {e})") from None
+    if not (isinstance(rows, dict) and all(isinstance(r, dict) and "acc" in r
+                                           for r in rows.values())):
+      raise ValueError(f"--include: {path} is not a compare summary.json")
+    out.append(rows)
+  return out
 
 
 def _check_flags() -> list[int]:
@@ -73,6 +84,7 @@ def _check_flags() -> list[int]:
     raise ValueError(f"--seeds must be integers, got {_SEEDS.value}") from None
   if not seeds:
     raise ValueError("--seeds is empty; give at least one (e.g. --seeds=0,1,2)")
+  _included()  # unreadable --include files fail now, not after the runs
   return seeds
 
 

@@ -17,6 +17,7 @@ import os
 import pathlib
 import resource
 import time
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,9 @@ class LoopConfig:
     """Raises ``ValueError`` if the protocol does not fit in a pool of ``pool_size``."""
     if self.init_size < 1 or self.budget < 1 or self.rounds < 0:
       raise ValueError(f"need init_size >= 1, budget >= 1, rounds >= 0; got {self}")
+    if self.chunk_size < 1:
+      raise ValueError(f"chunk_size must be >= 1 (rows per chunk of pool inference), got "
+                       f"{self.chunk_size}")
     need = self.init_size + self.budget * self.rounds
     if need > pool_size:
       raise ValueError(f"init_size + budget * rounds = {need} exceeds the pool of {pool_size}")
@@ -162,12 +166,27 @@ def _try_resume(workdir, config: dict, key):
   ckpt, hist = _checkpoint_paths(workdir)
   if not ckpt.exists():
     return None
+  try:
+    return _read_checkpoint(ckpt, hist, workdir, config, key)
+  except (zipfile.BadZipFile, EOFError, OSError, KeyError, UnicodeDecodeError) as e:
+    raise ValueError(f"{ckpt} is damaged ({type(e).__name__}: {e}); delete it (the run then "
+                     "starts again from round 0) or use another --workdir") from None
+
+
+def _config_diff(saved: dict, now: dict) -> str:
+  """``key: saved → now`` for the top-level settings that differ."""
+  keys = sorted(set(saved) | set(now), key=str)
+  return "; ".join(f"{k}: {saved.get(k, '(unset)')!r} → {now.get(k, '(unset)')!r}"
+                   for k in keys if saved.get(k) != now.get(k))
+
+
+def _read_checkpoint(ckpt, hist, workdir, config: dict, key):
   with np.load(ckpt) as z:
     fp = bytes(z["fingerprint"]).decode()
     if fp != json.dumps(config, sort_keys=True):
-      raise ValueError(f"{workdir} holds a checkpoint of a different run; use another "
-                       f"--workdir or delete it.\n  saved: {fp}\n  now:   "
-                       f"{json.dumps(config, sort_keys=True)}")
+      raise ValueError(f"{workdir} holds a checkpoint of a different run "
+                       f"({_config_diff(json.loads(fp), config)}); use another --workdir "
+                       "or delete it")
     if not np.array_equal(z["key_data"], np.asarray(jax.random.key_data(key))):
       raise ValueError(f"{workdir}: checkpoint PRNG key differs from this run's seed")
     if "history" in z:
@@ -281,6 +300,10 @@ def run_loop(key: jax.Array, data: Dataset, net: Net, train_config: TrainConfig,
   Returns:
     The ``History``.
   """
+  # Settings and inputs are checked before the workdir is created or locked.
+  loop_config.validate(data.y_train.shape[0])
+  (initial_set or InitialSet()).validate()
+  _check_finite_inputs(data)
   lock = workdir_lock(workdir) if workdir and parallel.is_main_process() else None
   with lock or contextlib.nullcontext():
     return _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, verbose,
@@ -294,8 +317,6 @@ def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, ve
   n = data.y_train.shape[0]
   main = parallel.is_main_process()
   verbose = verbose and main
-  loop_config.validate(n)
-  _check_finite_inputs(data)
   config = {"dataset": data.name, "model": net.name, "strategy": strategy.name,
             **dataclasses.asdict(loop_config), "train": dataclasses.asdict(train_config),
             **(extra_config or {})}
@@ -305,6 +326,8 @@ def _run_rounds(key, data, net, train_config, strategy, loop_config, workdir, ve
   resumed = _try_resume(workdir, config, key) if workdir else None
   if resumed:
     mask, start, history, state = resumed
+    if main:  # the checkpoint is authoritative: a stale or damaged history.json is rewritten
+      history.save(_checkpoint_paths(workdir)[1])
     if verbose:
       print(f"resuming {workdir} at round {start} ({int(mask.sum())} labeled)", flush=True)
   else:

@@ -71,6 +71,15 @@ class BilevelConfig:
   def __post_init__(self):
     if self.hypergrad not in HYPERGRADS:
       raise ValueError(f"hypergrad must be one of {HYPERGRADS}, got {self.hypergrad!r}")
+    for name in ("outer_steps", "inner_steps", "cg_steps"):
+      if int(getattr(self, name)) < 1:
+        raise ValueError(f"utility.{name} must be >= 1, got {getattr(self, name)}")
+    for name in ("inner_lr", "outer_lr"):
+      if not float(getattr(self, name)) > 0:
+        raise ValueError(f"utility.{name} must be > 0, got {getattr(self, name)}")
+    if float(self.damping) < 0 or float(self.lam_ot) < 0:
+      raise ValueError(f"utility.damping and utility.lam_ot must be >= 0, got {self.damping}, "
+                       f"{self.lam_ot}")
 
 
 class PairData(NamedTuple):

@@ -207,7 +207,16 @@ def bait_strategy(lam: float = 1.0, oversample: int = 2) -> Strategy:
   Args:
     lam: ridge ``λ`` of ``(λI + …)⁻¹``; the reference uses 1, and 1e-2 on CIFAR.
     oversample: forward picks per query point before pruning (reference: 2).
+
+  Raises:
+    ValueError: for ``lam <= 0`` (the Fisher inverse needs a positive ridge) or
+      ``oversample < 1``.
   """
+  if not lam > 0:
+    raise ValueError(f"lam must be > 0 (the ridge of BAIT's Fisher inverse), got {lam}")
+  if oversample < 1:
+    raise ValueError(f"oversample must be >= 1, got {oversample}")
+
   def score(key, ctx: Context):
     logits, emb = predict(ctx.net, ctx.variables, ctx.x, ctx.chunk_size, mesh=ctx.mesh)
     n = ctx.labeled.shape[0]

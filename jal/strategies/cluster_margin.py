@@ -147,6 +147,9 @@ def cluster_margin_strategy(km_factor: float = 10.0, cluster_size: int = 10,
   """
   if km_factor < 1:
     raise ValueError(f"km_factor must be >= 1, got {km_factor}")
+  if cluster_size < 1 or hac_points < 2:
+    raise ValueError(f"need cluster_size >= 1 and hac_points >= 2, got {cluster_size}, "
+                     f"{hac_points}")
 
   def state(key, ctx: Context, prev):
     if prev is not None:

@@ -39,19 +39,6 @@ def test_config_of_another_binary_fails_at_once(tmp_path):
   assert out.stderr.strip().splitlines()[-1].startswith("error: bad --config override")
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--strategies=margin,bogus", "error: --strategies: unknown ['bogus']"),
-    ("--seeds=", "error: --seeds is empty"),
-    ("--seeds=0,x", "error: --seeds must be integers"),
-])
-def test_compare_checks_its_flags_before_any_run(tmp_path, flag, message):
-  out = _run(["experiments.compare", "--config=smoke", flag, f"--workdir={tmp_path / 'w'}"],
-             tmp_path)
-  assert out.returncode != 0
-  assert out.stderr.strip().splitlines()[-1].startswith(message), out.stderr[-2000:]
-  assert not (tmp_path / "w").exists()  # nothing ran
-
-
 def test_binary_reports_missing_data_dir(tmp_path):
   out = _run(["experiments.al", "--config=mnist_lenet", f"--data_dir={tmp_path}",
               f"--workdir={tmp_path / 'w'}"], tmp_path)
