@@ -3,6 +3,11 @@
 The pytest process has already initialised a 1-device CPU backend, so the 8-device checks run
 once in ``sharded_worker.py`` (``jax_num_cpu_devices=8``) and are asserted here; a 1-device
 mesh (padding, placement, ``use_mesh``) is checked in-process.
+
+The 8-device worker (~150 s of CI, mostly compiles) runs in the slow suite; the default suite
+keeps the 8-device round-level checks of ``tests/test_sharding.py`` (Random, Margin, Entropy,
+CoreSet, BADGE and k-means rounds through ``jal.cluster`` on a mesh equal single-device ones)
+and the 1-device mesh checks here.
 """
 
 import json
@@ -23,7 +28,7 @@ _WORKER = pathlib.Path(__file__).with_name("sharded_worker.py")
 
 
 @pytest.fixture(scope="module")
-def eight():
+def eight():  # only slow tests use it
   """The JSON report of ``sharded_worker.py`` on 8 fake CPU devices."""
   env = dict(os.environ, PYTHONPATH=str(_REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env.pop("XLA_FLAGS", None)
@@ -34,6 +39,7 @@ def eight():
   return json.loads(lines[-1][4:])
 
 
+@pytest.mark.slow
 def test_worker_saw_eight_devices(eight):
   assert eight["devices"] == 8
 
@@ -42,11 +48,13 @@ def test_worker_saw_eight_devices(eight):
 @pytest.mark.parametrize("name", ["topk", "uniform", "kcenter", "kcenter_nolab", "kcenter_key",
                                   "kcenter_cand", "kpp", "kpp_nomask", "kpp_factored",
                                   "nearest"])
+@pytest.mark.slow
 def test_sharded_picks_equal_single_device(eight, name, tag):
   # Same random draws, same ties (lowest global index), also when n is padded to 8 shards.
   assert eight[f"{name}_same{tag}"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tag", ["", "_odd"])
 @pytest.mark.parametrize("n_init", [1, 3])
 def test_sharded_kmeans_equals_single_device(eight, n_init, tag):
@@ -58,6 +66,7 @@ def test_sharded_kmeans_equals_single_device(eight, n_init, tag):
   assert set(eight[f"kmeans{n_init}_pad_assignment{tag}"]) <= {-1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tag", ["", "_odd"])
 def test_sharded_grouped_kmeans_equals_single_device(eight, tag):
   assert eight[f"grouped_same_assignment{tag}"]
@@ -65,11 +74,13 @@ def test_sharded_grouped_kmeans_equals_single_device(eight, tag):
   assert eight[f"grouped_spec{tag}"] == "P('data',)"
 
 
+@pytest.mark.slow
 def test_sharded_uniform_scores_padded_and_gather_rows(eight):
   assert eight["uniform_shape"] == [256] and eight["uniform_shape_odd"] == [208]
   assert eight["gather_rows_same"]
 
 
+@pytest.mark.slow
 def test_selection_never_gathers_the_pool(eight):
   n = eight["n"]
   gathers = eight["max_all_gather"]
