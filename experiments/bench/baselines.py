@@ -18,12 +18,13 @@ Cluster-Margin's state (its clustering) is computed inside the measured call.
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 
 from absl import app, flags
+
+from experiments.bench import memory
 
 _STRATEGIES = flags.DEFINE_list("strategies", ["cluster_margin", "bait", "saal", "activeft"],
                                 "Strategies to measure.")
@@ -38,21 +39,8 @@ _OUT = flags.DEFINE_string("out", "/tmp/jal_baselines.json", "Where the JSON rep
 _CHILD = flags.DEFINE_string("child", None, "Internal: measure one 'strategy:dim' and print.")
 
 
-def _status_mib(field: str) -> float:
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith(field + ":"):
-        return int(line.split()[1]) / 1024.0
-  return float("nan")
 
 
-def _reset_peak() -> bool:
-  try:
-    with open("/proc/self/clear_refs", "w") as f:
-      f.write("5")
-    return True
-  except OSError:
-    return False
 
 
 def measure(strategy: str, dim: int, n: int, labeled: int, budget: int,
@@ -78,8 +66,8 @@ def measure(strategy: str, dim: int, n: int, labeled: int, budget: int,
   s = jal.get_strategy(strategy)
   out = {"strategy": strategy, "embed_dim": net.embed_dim, "model": net.name, "n": n,
          "labeled": labeled, "budget": budget, "device": jax.default_backend()}
-  out["rss_before_mib"] = _status_mib("VmRSS")
-  reset = _reset_peak()
+  out["rss_before_mib"] = memory.status_mib("VmRSS")
+  reset = memory.reset_peak()
   calls = []
   for i in range(2):
     t0 = time.perf_counter()
@@ -90,13 +78,13 @@ def measure(strategy: str, dim: int, n: int, labeled: int, budget: int,
     calls.append({"seconds": time.perf_counter() - t0, **secs,
                   "info": {k: v for k, v in info.items() if isinstance(v, (int, float))}})
     if i == 0:
-      out["selection_peak_mib"] = (_status_mib("VmHWM") - out["rss_before_mib"]) if reset \
+      out["selection_peak_mib"] = (memory.status_mib("VmHWM") - out["rss_before_mib"]) if reset \
           else None
     assert len(set(np.asarray(idx).tolist())) == budget
     if calls[-1]["seconds"] >= second_below:
       break
   out["calls"] = calls
-  out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+  out["peak_rss_mib"] = memory.peak_rss_mib()
   return out
 
 

@@ -21,7 +21,6 @@ r"""Scaling benchmark: device scaling (1/2/4/8 devices) and pool-size scaling (1
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ import numpy as np
 from absl import flags
 
 from experiments import runtime
-from experiments.bench import timing
+from experiments.bench import memory, timing
 
 _CONFIG = runtime.define_config("bench.scaling", default="scaling")
 _OUT = flags.DEFINE_string("out", "/tmp/jal_scaling.json", "Where the JSON report goes.")
@@ -38,27 +37,10 @@ _OUT = flags.DEFINE_string("out", "/tmp/jal_scaling.json", "Where the JSON repor
 K = 10  # classes of the synthetic logits
 
 
-def _rss_mib() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _status_mib(field: str) -> float:
-  """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status`` (Linux), in MiB."""
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith(field + ":"):
-        return int(line.split()[1]) / 1024.0
-  return float("nan")
 
 
-def _reset_peak_rss() -> bool:
-  """Resets ``VmHWM`` to the current RSS (``/proc/self/clear_refs``, Linux >= 4.0)."""
-  try:
-    with open("/proc/self/clear_refs", "w") as f:
-      f.write("5")
-    return True
-  except OSError:
-    return False
 
 
 def _timed(fn, reps=3):
@@ -107,7 +89,7 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
   labeled_np[rng.choice(n, n_lab, replace=False)] = True
   labeled = jnp.asarray(labeled_np)
   jax.block_until_ready((emb, logits, labeled))
-  rss_inputs = _rss_mib()
+  rss_inputs = memory.peak_rss_mib()
   inputs_mib = (emb.nbytes + logits.nbytes + labeled.nbytes) / 2**20
   # The strategies' public picks on one device (a Context carrying only the labeled mask).
   ctx = jal.Context(None, None, None, None, labeled, K, chunk, None)
@@ -133,12 +115,12 @@ def pool_worker(method: str, n: int, budget: int, n_lab: int, dim: int, chunk: i
     raise ValueError(method)
   jax.block_until_ready(fn())  # compile + warm up
   # The selection's own working set: peak RSS during one compiled call over the RSS before.
-  base = _status_mib("VmRSS")
-  reset = _reset_peak_rss()
+  base = memory.status_mib("VmRSS")
+  reset = memory.reset_peak()
   seconds = timing.seconds(fn)
-  return {"method": method, "n": n, "seconds": seconds, "peak_rss_mib": _rss_mib(),
+  return {"method": method, "n": n, "seconds": seconds, "peak_rss_mib": memory.peak_rss_mib(),
           "rss_after_inputs_mib": rss_inputs, "inputs_mib": inputs_mib,
-          "select_extra_mib": _status_mib("VmHWM") - base if reset else None,
+          "select_extra_mib": memory.status_mib("VmHWM") - base if reset else None,
           "budget": budget, "n_labeled": n_lab, "dim": dim}
 
 

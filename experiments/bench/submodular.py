@@ -14,7 +14,6 @@ before it), as ``experiments.bench.scaling`` measures pool-size scaling. A strat
 
 import json
 import os
-import resource
 import subprocess
 import sys
 
@@ -24,7 +23,7 @@ import numpy as np
 from absl import app, flags
 
 import jal
-from experiments.bench import timing
+from experiments.bench import memory, timing
 
 _STRATEGIES = flags.DEFINE_list("strategies", ["glister", "similar", "similar:flvmi"],
                                 "Strategies to measure, one process each.")
@@ -36,12 +35,6 @@ _ONE = flags.DEFINE_string("one", None, "Internal: measure this strategy in this
 _OUT = flags.DEFINE_string("out", "/tmp/jal_submodular.json", "Where the JSON report goes.")
 
 
-def _status_mib(field: str) -> float:
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith(field + ":"):
-        return int(line.split()[1]) / 1024.0
-  return float("nan")
 
 
 def _strategy(name: str) -> jal.Strategy:
@@ -66,12 +59,12 @@ def _measure(name: str) -> dict:
   _, info, first = jal.select_timed(strategy, jax.random.key(1), ctx, _BUDGET.value)
   with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM to the current RSS
     f.write("5")
-  before = _status_mib("VmRSS")
+  before = memory.status_mib("VmRSS")
   _, _, second = jal.select_timed(strategy, jax.random.key(2), ctx, _BUDGET.value)
   return {"strategy": name, "n": n, "budget": _BUDGET.value, "labeled": _LABELED.value,
           "embed_dim": net.embed_dim, "first_call_seconds": first, "seconds": second,
-          "selection_working_set_mib": _status_mib("VmHWM") - before,
-          "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+          "selection_working_set_mib": memory.status_mib("VmHWM") - before,
+          "peak_rss_mib": memory.peak_rss_mib(),
           "info": info, "backend": jax.default_backend(), "loadavg": timing.loadavg()}
 
 
