@@ -133,11 +133,18 @@ def flqmi_greedy(s: jax.Array, q_valid: jax.Array, candidates: jax.Array, eta, b
   """
   w = q_valid.astype(s.dtype)
   modular = eta * jnp.max(jnp.where(q_valid[None, :], s, 0.0), axis=1)
+  gain = lambda memo: (jnp.sum(jnp.maximum(s - memo[None, :], 0.0) * w[None, :], axis=1)
+                       + modular)
+  return _memo_greedy(s, gain, candidates, budget)
 
+
+def _memo_greedy(s: jax.Array, gain, candidates: jax.Array, budget: int
+                 ) -> tuple[jax.Array, jax.Array]:
+  """Greedy with a facility-location memo ``m = max_{a∈A} s_a`` (0 for the empty set):
+  ``gain(m) -> [n]`` marginal gains; ``budget`` picks among ``candidates``."""
   def body(t, carry):
     memo, avail, idx, gains = carry
-    g = jnp.sum(jnp.maximum(s - memo[None, :], 0.0) * w[None, :], axis=1) + modular
-    g = jnp.where(avail, g, -jnp.inf)
+    g = jnp.where(avail, gain(memo), -jnp.inf)
     i = jnp.argmax(g)
     return (jnp.maximum(memo, s[i]), avail.at[i].set(False), idx.at[t].set(i),
             gains.at[t].set(g[i]))
@@ -165,21 +172,9 @@ def flvmi_greedy(s: jax.Array, cap: jax.Array, v_valid: jax.Array, candidates: j
     with the memo ``m_j = max_{a∈A} s_aj`` (0 for the empty set).
   """
   w = v_valid.astype(s.dtype)
-
-  def body(t, carry):
-    memo, avail, idx, gains = carry
-    base = jnp.minimum(memo, cap)
-    g = jnp.sum((jnp.minimum(jnp.maximum(memo[None, :], s), cap[None, :]) - base[None, :])
-                * w[None, :], axis=1)
-    g = jnp.where(avail, g, -jnp.inf)
-    i = jnp.argmax(g)
-    return (jnp.maximum(memo, s[i]), avail.at[i].set(False), idx.at[t].set(i),
-            gains.at[t].set(g[i]))
-
-  init = (jnp.zeros((s.shape[1],), s.dtype), candidates, jnp.zeros((budget,), jnp.int32),
-          jnp.zeros((budget,), s.dtype))
-  _, _, idx, gains = jax.lax.fori_loop(0, budget, body, init)
-  return idx, gains
+  gain = lambda memo: jnp.sum((jnp.minimum(jnp.maximum(memo[None, :], s), cap[None, :])
+                               - jnp.minimum(memo, cap)[None, :]) * w[None, :], axis=1)
+  return _memo_greedy(s, gain, candidates, budget)
 
 
 def _padded(rows: np.ndarray, size: int) -> tuple[jax.Array, jax.Array]:
