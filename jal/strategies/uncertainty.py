@@ -63,8 +63,16 @@ _bald_score = jax.jit(scores.bald_score)
 
 
 def bald_strategy(samples: int = 10) -> Strategy:
-  """BALD mutual information from ``samples`` MC-dropout passes (needs a dropout model)."""
+  """BALD mutual information from ``samples`` MC-dropout passes.
+
+  Raises (at ``score``):
+    ValueError: for a model without dropout, whose passes would all be equal (mutual
+      information 0 everywhere, picks in index order).
+  """
   def score(key, ctx: Context):
+    if not getattr(ctx.net, "dropout", 0.0) > 0:
+      raise ValueError("bald needs a model with dropout > 0 (its MC-dropout passes are all "
+                       "equal otherwise); make the net with dropout=, e.g. 0.25")
     return scores.mc_probs(ctx.net, ctx.variables, ctx.x, key, samples, ctx.chunk_size,
                            mesh=ctx.mesh)
 

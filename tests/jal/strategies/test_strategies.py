@@ -196,6 +196,12 @@ def test_bald_picks_numpy_top_k_of_its_mc_samples(ctx):
   bald = _np_entropy(p.mean(0)) - _np_entropy(p).mean(0)
   idx = np.asarray(s.pick(jax.random.key(5), ctx, mc, BUDGET)[0])
   _check_top_k(idx, bald, ctx.labeled, BUDGET, tol=1e-5)
+  # The samples are MC-dropout passes: they differ, and their spread is
+  # what BALD measures (with dropout off every pass is equal and the check above is vacuous).
+  assert np.mean(p.std(axis=0)) > 1e-3 and bald.max() > 1e-3
+  no_dropout = ctx._replace(net=jal.make_net("mlp", ctx.x.shape[1:], K, hidden=(16,)))
+  with pytest.raises(ValueError, match="bald needs a model with dropout > 0"):
+    s.score(jax.random.key(4), no_dropout)
 
 
 def _sq_dists(emb):
