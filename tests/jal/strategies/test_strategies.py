@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 
 import jal
+from jal import cluster
 from jal.strategies import (
   STRATEGIES,
   check_budget,
@@ -275,6 +276,42 @@ def test_badge_picks_distinct_gradient_embeddings(ctx, outputs):
   d = ((gi[:, None, :] - gi[None, :, :]) ** 2).sum(-1)
   np.fill_diagonal(d, np.inf)
   assert d.min() > 1e-6 * (gi ** 2).sum(-1).max()
+
+
+def test_badge_is_kmeans_plusplus_on_numpy_gradient_embeddings(ctx, outputs):
+  # Reference: BADGE = k-means++ seeding on g = (p − onehot(ŷ)) ⊗ e, built here in NumPy and
+  # seeded by jal.cluster.kmeans_plusplus (D² sampling, tested against its distribution in
+  # tests/jal/cluster) with the same key; a wrong factor (sign, label, or e) changes the picks.
+  logits, emb = outputs
+  p = _np_softmax(logits)
+  g = ((p - np.eye(K)[p.argmax(-1)])[:, :, None] * emb[:, None, :]).reshape(N, -1)
+  s = get_strategy("badge")
+  out = s.score(jax.random.key(0), ctx)
+  for seed in range(3):
+    key = jax.random.key(seed)
+    got = np.asarray(s.pick(key, ctx, out, BUDGET)[0])
+    want = np.asarray(cluster.kmeans_plusplus(key, jnp.asarray(g, jnp.float32), BUDGET,
+                                              ~ctx.labeled))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_kmeans_picks_the_member_nearest_each_blob_centre(ctx):
+  # Reference: on B = 5 blobs 1,000 standard deviations apart, k-means with B clusters finds
+  # the blobs (a seeding that misses one has probability ~1e-6), and the pick of each is its
+  # unlabeled member nearest the blob's mean (NumPy).
+  rng = np.random.default_rng(0)
+  b = 5
+  member = np.arange(N) % b
+  emb = rng.normal(size=(b, 6))[member] * 1000.0 + rng.normal(size=(N, 6))
+  labeled = np.asarray(ctx.labeled)
+  out = (None, jnp.asarray(emb, jnp.float32))
+  for seed in range(3):
+    got = np.sort(np.asarray(get_strategy("kmeans").pick(jax.random.key(seed), ctx, out, b)[0]))
+    want = []
+    for c in range(b):
+      rows = np.flatnonzero((member == c) & ~labeled)
+      want.append(rows[np.argmin(((emb[rows] - emb[rows].mean(0)) ** 2).sum(-1))])
+    np.testing.assert_array_equal(got, np.sort(want))
 
 
 def test_badge_and_kmeans_differ_from_uncertainty_top_k(ctx):
