@@ -5,7 +5,9 @@ run is started in a fresh workdir, killed with SIGKILL after the delay (during s
 training, scoring, selection or the writes: the delays cover the whole run), and rerun until it
 finishes (the rerun may itself be killed once). The finished result must equal the reference:
 the same rounds, queried indices and accuracies (``al``, ``compare``), the same trial rows
-(``rambo_tables``). The compilation cache is off so that every process compiles alike.
+(``rambo_tables``); and where a checkpoint was left, the rerun must say it resumed (a loop that
+always restarted from round 0 would give the same result and pass otherwise). The
+compilation cache is off so that every process compiles alike.
 Slow suite (~2 min each binary).
 """
 
@@ -38,7 +40,7 @@ def _env():
 def _finish(cmd, cwd):
   out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=cwd, env=_env())
   assert out.returncode == 0, out.stderr[-3000:]
-  return time.perf_counter()
+  return out.stdout
 
 
 def _killed_at(cmd, cwd, delay):
@@ -86,5 +88,8 @@ def test_killed_and_rerun_equals_uninterrupted(tmp_path, binary, args, result):
     _killed_at(_cmd(binary, args, work), tmp_path, delay)
     if i % 2:  # and once more during the rerun
       _killed_at(_cmd(binary, args, work), tmp_path, rng.uniform(0.2, 0.8) * span)
-    _finish(_cmd(binary, args, work), tmp_path)
+    checkpoints = list(work.rglob("checkpoint.npz"))
+    stdout = _finish(_cmd(binary, args, work), tmp_path)
     assert result(work) == want, f"killed after {delay:.1f} s of {span:.1f} s"
+    if checkpoints and binary != "rambo_tables":  # it resumed, not restarted from round 0
+      assert "resuming" in stdout, f"killed after {delay:.1f} s: a checkpoint was not resumed"
