@@ -108,7 +108,15 @@ def main():
     for m in (None, mesh):
       res = jal.fit(key, net, cfg, x, y, jnp.asarray(labeled), mesh=m)
       ctx = jal.Context(net, res.variables, x, y, jnp.asarray(labeled), 10, 32, m)
-      picks.append(jal.select(strat, jax.random.key(1), ctx, BUDGET).tolist())
+      seen = []  # what the pool pass gave select (a select that dropped the mesh: 1 device)
+      spy = strat._replace(
+          score=lambda k, c, f=strat.score, s=seen: s.append(f(k, c)) or s[-1])
+      picks.append(jal.select(spy, jax.random.key(1), ctx, BUDGET).tolist())
+      if m is not None:  # row-split over the 8 devices (not replicated, not on one)
+        out[f"score_row_sharded_{name}"] = [
+            len(a.sharding.device_set) == 8 and not a.sharding.is_fully_replicated
+            for a in jax.tree.leaves(seen[-1])
+            if isinstance(a, jax.Array) and a.ndim and a.shape[0] >= x.shape[0]]
     same[name] = picks[0] == picks[1]
     out[f"picks_{name}"] = picks
   out["round_same"] = same
