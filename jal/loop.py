@@ -10,7 +10,6 @@ and ends with the same result as an uninterrupted one. The loop is the only writ
 
 import contextlib
 import dataclasses
-import fcntl
 import io
 import json
 import os
@@ -29,7 +28,7 @@ from flax import serialization
 from jal import metrics, parallel
 from jal.data.dataset import Dataset
 from jal.data.initial import InitialSet, twisted_initial_mask
-from jal.files import atomic_write
+from jal.files import atomic_write, workdir_lock
 from jal.models.net import Net
 from jal.strategies import Context, Strategy, select_timed
 from jal.strategies.base import NEXT_STATE, STATE_STREAM
@@ -208,40 +207,6 @@ def _check_finite_inputs(data: Dataset) -> None:
     if bad:
       raise ValueError(f"{data.name}: {split} holds {bad} non-finite values (NaN / Inf); "
                        "clean the data before running")
-
-
-@contextlib.contextmanager
-def workdir_lock(workdir: str | os.PathLike):
-  """Holds ``workdir/.lock`` for the duration: a second run on the same workdir is refused.
-
-  The lock is an ``flock`` on an open file, so the operating system releases it when the
-  process ends, however it ends: a killed run never leaves the workdir locked.
-
-  Raises:
-    ValueError: if another run holds the workdir, or it cannot be created / written.
-  """
-  path = pathlib.Path(workdir)
-  try:
-    path.mkdir(parents=True, exist_ok=True)
-    f = open(path / ".lock", "a+")  # held (and locked) for the whole run
-  except OSError as e:
-    raise ValueError(f"cannot use workdir {str(path)!r}: {e.strerror or e}; choose another "
-                     "--workdir") from e
-  try:
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      f.seek(0)
-      owner = f.read().strip() or "unknown"
-      raise ValueError(f"workdir {str(path)!r} is in use by another run (pid {owner}); wait "
-                       "for it to finish or use another --workdir") from None
-    f.seek(0)
-    f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
-    yield
-  finally:
-    f.close()
 
 
 def _pool(data: Dataset, mesh) -> tuple[jax.Array, jax.Array]:

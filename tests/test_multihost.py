@@ -147,6 +147,7 @@ def test_only_process_zero_writes(reports):
             f"p0/{name}/curve.png"} <= files
 
 
+@pytest.mark.slow  # ~50 s; the in-library 2-process run above stays in the default suite
 def test_binary_two_processes_equals_single_process(tmp_path):
   """``experiments.al --distributed --num_devices=-1`` on 2 processes × 2 devices (env
   ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``) vs one process

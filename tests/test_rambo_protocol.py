@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jal
 from experiments import build, configs
@@ -14,6 +15,7 @@ def _max_diff(a, b):
                                                              jax.tree.leaves(b)))
 
 
+@pytest.mark.slow  # ~37 s of LeNet compiles (fit_subsets' equivalence stays in the default suite)
 def test_fit_many_equals_separate_fits_lenet_28x28():
   """RAMBO's utility samples: many LeNets on subsets of a small 28×28 pool, with early stop."""
   x = jax.random.normal(jax.random.key(0), (24, 28, 28, 1))

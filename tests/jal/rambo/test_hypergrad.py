@@ -115,6 +115,7 @@ def _tiny_problem():
   return sn, sn.init(jax.random.key(2)), pool, d
 
 
+@pytest.mark.slow  # ~40 s: a bilevel training per hypergradient method
 def test_train_bilevel_runs_with_each_hypergrad():
   sn, params, pool, d = _tiny_problem()
   lams = {}

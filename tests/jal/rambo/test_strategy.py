@@ -37,7 +37,8 @@ def _loop(setup, strat, seed=0):
   return jal.run_loop(jax.random.key(seed), data, net, tc, strat, LOOP, verbose=False)
 
 
-@pytest.mark.parametrize("name", [pytest.param("rambo", marks=pytest.mark.slow), "dulo", "null"])
+@pytest.mark.parametrize("name", [pytest.param("rambo", marks=pytest.mark.slow),
+                                  pytest.param("dulo", marks=pytest.mark.slow), "null"])
 def test_one_round_of_the_loop(setup, name):
   """Each runs as one round of the loop, and run_one_round's thin protocol is that round."""
   hist = _loop(setup, jal.get_strategy(name, cfg=CFG))

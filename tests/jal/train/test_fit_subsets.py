@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import jal
 from jal.models.patch_lenet import conv_patches, patch_lenet
@@ -63,6 +64,7 @@ def test_map_threads_keeps_order_and_default_workers():
   assert default_workers() >= 1
 
 
+@pytest.mark.slow  # ~55 s of compiles
 def test_patch_set_net_training_matches_conv_set_net():
   sn = make_set_net((28, 28, 1))
   x, _ = _pool(10)

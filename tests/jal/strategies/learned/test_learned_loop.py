@@ -61,7 +61,8 @@ def small():
   return net, x, y, labeled, jal.TrainConfig(epochs=2, batch_size=16)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "vaal" else n
+                                  for n in sorted(SMALL)])  # VAAL's: ~50 s
 def test_select_contract_with_the_strategys_own_fit(small, name):
   net, x, y, labeled, tc = small
   s = jal.get_strategy(name, **SMALL[name])

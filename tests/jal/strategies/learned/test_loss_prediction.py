@@ -168,16 +168,25 @@ def test_features_of_every_model():
     assert logits.shape == (2, K) and emb.shape == (2, net.embed_dim)
     assert lp.feature_widths(net, shape) == tuple(w[-1] for w in want)
   # the features are the classifier's own activations: apply is unchanged, the last feature
-  # is what the embedding is made of (LeNet: the embedding; ResNet-18: its global mean)
-  for name, shape, kw in [("lenet", (28, 28, 1), {}), ("resnet18", (8, 8, 1), {"width": 2})]:
-    net = jal.make_net(name, shape, K, **kw)
-    v = net.init(jax.random.key(0))
-    x = jax.random.normal(jax.random.key(1), (3, *shape))
-    l1, e1, feats, _ = net.apply_features(v, x)
-    l2, e2, _ = net.apply(v, x)
-    np.testing.assert_array_equal(np.asarray(l1), np.asarray(l2))
-    last = feats[-1] if feats[-1].ndim == 2 else jnp.mean(feats[-1], axis=(1, 2))
-    np.testing.assert_allclose(np.asarray(last), np.asarray(e2), rtol=1e-6, atol=1e-6)
+  # is what the embedding is made of (LeNet: the embedding; ResNet-18 — slow suite, a ~40 s
+  # compile — its global mean)
+  _check_features_against_apply("lenet", (28, 28, 1), {})
+
+
+@pytest.mark.slow
+def test_resnet_features_against_apply():
+  _check_features_against_apply("resnet18", (8, 8, 1), {"width": 2})
+
+
+def _check_features_against_apply(name, shape, kw):
+  net = jal.make_net(name, shape, K, **kw)
+  v = net.init(jax.random.key(0))
+  x = jax.random.normal(jax.random.key(1), (3, *shape))
+  l1, _, feats, _ = net.apply_features(v, x)
+  l2, e2, _ = net.apply(v, x)
+  np.testing.assert_array_equal(np.asarray(l1), np.asarray(l2))
+  last = feats[-1] if feats[-1].ndim == 2 else jnp.mean(feats[-1], axis=(1, 2))
+  np.testing.assert_allclose(np.asarray(last), np.asarray(e2), rtol=1e-6, atol=1e-6)
 
 
 def test_config_is_validated():
