@@ -10,6 +10,7 @@ from flax import nnx
 import jal
 from jal import scores
 from jal.models import MODELS, per_example
+from tests.jal.batchnorm_stats import perturbed_batchnorm
 
 K = 10
 CASES = [
@@ -26,22 +27,7 @@ CASES = [
 
 
 def _with_running_stats(variables, rng):
-  """Non-trivial BatchNorm running statistics (eval mode then differs from batch stats)."""
-  def perturb(path, leaf):
-    name = getattr(path[-2], "key", None) if len(path) > 1 else None
-    if name == "mean":
-      return jnp.asarray(rng.normal(scale=0.2, size=leaf.shape), leaf.dtype)
-    if name == "var":
-      return jnp.asarray(rng.uniform(0.5, 2.0, size=leaf.shape), leaf.dtype)
-    return leaf
-  extra = jax.tree_util.tree_map_with_path(perturb, variables.extra)
-
-  def shift_bn(path, leaf):  # BatchNorm scale/bias away from 1/0
-    if any("bn" in str(getattr(k, "key", "")) for k in path):
-      return leaf + jnp.asarray(rng.normal(scale=0.1, size=leaf.shape), leaf.dtype)
-    return leaf
-  params = jax.tree_util.tree_map_with_path(shift_bn, variables.params)
-  return jal.Variables(params, extra)
+  return perturbed_batchnorm(variables, rng)
 
 
 def _id(case):

@@ -13,6 +13,7 @@ import scipy.special
 import jal
 from jal import scores
 from jal.parallel.chunking import chunked_map
+from tests.jal.batchnorm_stats import perturbed_batchnorm
 
 # τ and λ are traced here, so one compile serves every (τ, λ) of a given loss shape.
 _sigma = jax.jit(scores.superloss_sigma)
@@ -297,17 +298,7 @@ def test_grand_matches_per_example_grad_resnet():
   variables = net.init(jax.random.key(3))
   # Non-trivial running statistics, so eval-mode BatchNorm differs from batch statistics.
   rng = np.random.default_rng(3)
-
-  def perturb(path, leaf):
-    name = getattr(path[-2], "key", None)
-    if name == "mean":
-      return jnp.asarray(rng.normal(scale=0.2, size=leaf.shape), leaf.dtype)
-    if name == "var":
-      return jnp.asarray(rng.uniform(0.5, 2.0, size=leaf.shape), leaf.dtype)
-    return leaf
-
-  extra = jax.tree_util.tree_map_with_path(perturb, variables.extra)
-  variables = jal.Variables(variables.params, extra)
+  variables = perturbed_batchnorm(variables, rng, shift_params=False)
   n = 12
   x = jnp.asarray(rng.normal(size=(n, *SHAPE)).astype(np.float32))
   y = jnp.asarray(rng.integers(0, K, size=n).astype(np.int32))
