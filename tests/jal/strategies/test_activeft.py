@@ -10,6 +10,7 @@ import optax
 import jal
 from jal.cluster import top_k_unlabeled
 from jal.strategies.activeft import activeft_loss, activeft_select, normalize
+from tests.jal.strategies.random_context import random_context
 
 TAU = 0.07
 
@@ -103,12 +104,8 @@ def test_selection_equals_the_unchunked_reference():
 
 def test_strategy_returns_budget_distinct_unlabeled_rows():
   rng = np.random.default_rng(5)
-  net = jal.make_net("mlp", (8, 8, 1), 4, hidden=(8,))
-  v = net.init(jax.random.key(0))
-  x = jnp.asarray(rng.standard_normal((60, 8, 8, 1)), jnp.float32)
-  labeled = np.zeros(60, bool)
-  labeled[rng.choice(60, 45, replace=False)] = True
-  ctx = jal.Context(net, v, x, jnp.zeros(60, jnp.int32), jnp.asarray(labeled), 4)
+  ctx = random_context(rng, 60, 4, 8, 0, 45)
+  labeled = np.asarray(ctx.labeled)
   s = jal.get_strategy("activeft", iters=20)
   for budget in (5, 15):  # 15: every unlabeled row
     idx = np.asarray(s.pick(jax.random.key(2), ctx, s.score(None, ctx), budget)[0])

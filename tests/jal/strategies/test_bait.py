@@ -9,6 +9,7 @@ import pytest
 
 import jal
 from jal.strategies.bait import bait_select, fisher_factor
+from tests.jal.strategies.random_context import random_context
 
 
 def _ref_factors(probs, h):
@@ -112,12 +113,8 @@ def test_chunking_does_not_change_the_selection():
 
 def test_strategy_selects_the_reference_rows():
   rng = np.random.default_rng(0)
-  net = jal.make_net("mlp", (8, 8, 1), 3, hidden=(4,))
-  v = net.init(jax.random.key(0))
-  x = jnp.asarray(rng.standard_normal((40, 8, 8, 1)), jnp.float32)
-  labeled = np.zeros(40, bool)
-  labeled[:8] = True
-  ctx = jal.Context(net, v, x, jnp.zeros(40, jnp.int32), jnp.asarray(labeled), 3)
+  ctx = random_context(rng, 40, 3, 4, 0, np.arange(40) < 8)
+  net, v, x, labeled = ctx.net, ctx.variables, ctx.x, np.asarray(ctx.labeled)
   idx = jal.select(jal.get_strategy("bait"), jax.random.key(0), ctx, 5)
   logits, emb = jal.predict(net, v, x)
   want = _reference(np.asarray(jax.nn.softmax(logits, -1)), np.asarray(emb), labeled, 5, 1.0)[0]

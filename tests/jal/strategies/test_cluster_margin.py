@@ -3,7 +3,6 @@ subsampled) against scipy / brute force, the picks against NumPy margins, and th
 kept as state through a killed and resumed run."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.cluster import hierarchy
@@ -11,6 +10,7 @@ from scipy.spatial.distance import pdist
 
 import jal
 from jal.strategies import cluster_margin as cm
+from tests.jal.strategies.random_context import random_context
 
 
 def _naive_round_robin(groups, u, budget):
@@ -87,12 +87,8 @@ def test_subsampled_hac_assigns_the_rest_to_the_nearest_centroid():
 
 def test_pick_takes_smallest_margin_candidates_from_distinct_clusters():
   rng = np.random.default_rng(2)
-  net = jal.make_net("mlp", (8, 8, 1), 10, hidden=(8,))
-  v = net.init(jax.random.key(1))
-  x = jnp.asarray(rng.standard_normal((150, 8, 8, 1)), jnp.float32)
-  labeled = np.zeros(150, bool)
-  labeled[rng.choice(150, 30, replace=False)] = True
-  ctx = jal.Context(net, v, x, jnp.zeros(150, jnp.int32), jnp.asarray(labeled), 10)
+  ctx = random_context(rng, 150, 10, 8, 1, 30)
+  net, v, x, labeled = ctx.net, ctx.variables, ctx.x, np.asarray(ctx.labeled)
   labels = rng.integers(0, 8, 150).astype(np.int32)
   ctx = ctx._replace(state={"labels": labels, "seconds": 0.0, "fresh": 0})
   s = jal.get_strategy("cluster_margin", km_factor=3)
