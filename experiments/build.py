@@ -15,9 +15,10 @@ from experiments import configs
 from jal.rambo import IMBALANCE_MODES, BilevelConfig, RamboConfig, imbalanced_pool, noisy_pool
 
 __all__ = ["CURRICULUM_STRATEGIES", "SETTINGS_STREAM", "TRAIN_TRANSFORMS", "apply_pool_settings",
-           "check_binary", "dataset", "dropout", "initial_set", "load_data", "loop_config", "net",
-           "pool_settings_active", "rambo_config", "run_key", "strategy", "strategy_kwargs",
-           "train_config", "train_transform_record", "uses_superloss"]
+           "check_binary", "check_pool_settings", "dataset", "dropout", "initial_set",
+           "load_data", "loop_config", "net", "pool_settings_active", "rambo_config", "run_key",
+           "strategy", "strategy_kwargs",
+           "train_config", "train_transform_record", "uses_superloss", "validate"]
 
 # Methods whose target model is trained with SuperLoss (BRAL-T §4.1 curriculum learning) when
 # a config says ``train.superloss = "auto"``; baselines and the "w/o CL" ablation use plain CE.
@@ -55,6 +56,46 @@ def check_binary(config: ConfigDict, binary: str) -> None:
         f"this config is for {', '.join('experiments.' + b for b in configs.FAMILIES[family])} "
         f"(binary={family!r}), not experiments.{binary}; use one with binary={want!r}: "
         f"{', '.join(configs.names(want))}")
+
+
+def validate(config: ConfigDict) -> None:
+  """Checks every setting of ``config`` before any work: the one place the binaries call
+  (``runtime.run``, right after :func:`check_binary`), before data is read or a workdir made.
+
+  Each section is built into the library object that owns its rules — ``TrainConfig``,
+  ``LoopConfig``, ``InitialSet``, the strategy's constructor, ``RamboConfig`` /
+  ``BilevelConfig`` — so a range is written once, next to the field it constrains, and the
+  message names the field and its allowed range. What needs the data (budgets against the
+  pool size) is checked by ``LoopConfig.validate`` once the pool is known, still before the
+  workdir is created.
+
+  Raises:
+    ValueError: the first setting out of range, named with its allowed range.
+  """
+  if "data" in config:
+    if "pool" in config.data:
+      check_pool_settings(config)
+    if config.data.get("train_transform") is not None:
+      name = config.data.train_transform.name
+      if name != "none" and name not in TRAIN_TRANSFORMS:
+        raise ValueError(f"unknown data.train_transform.name {name!r}; choose from "
+                         f"{['none', *TRAIN_TRANSFORMS]}")
+    if config.data.get("val_size") is not None and int(config.data.val_size) < 0:
+      raise ValueError(f"data.val_size must be >= 0 (or None), got {config.data.val_size}")
+  if "model" in config and "name" in config.model:
+    try:
+      jal.models.net.check_model(config.model.name, config.model.get("dropout"))
+    except ValueError as e:
+      raise ValueError(f"model: {e}") from None
+  if "train" in config:
+    train_config(config)
+  if "loop" in config:
+    loop_config(config)
+    initial_set(config)
+  if "strategy" in config and config.get("binary") == "al":
+    strategy(config)
+  if "rambo" in config:
+    rambo_config(config)
 
 
 # ----------------------------------------------------------------------------- data
@@ -124,6 +165,17 @@ def pool_settings_active(config: ConfigDict) -> bool:
   return p.imbalance != "none" or float(p.noise_rate) > 0
 
 
+def check_pool_settings(config: ConfigDict) -> None:
+  """Raises ``ValueError`` unless ``config.data.pool``'s settings are in range."""
+  p = config.data.pool
+  if p.imbalance not in IMBALANCE_MODES:
+    raise ValueError(f"data.pool.imbalance must be one of {IMBALANCE_MODES}, "
+                     f"got {p.imbalance!r}")
+  for name in ("noise_rate", "imbalance_classes", "imbalance_fraction"):
+    if not 0.0 <= float(p[name]) <= 1.0:
+      raise ValueError(f"data.pool.{name} must lie in [0, 1], got {p[name]}")
+
+
 def apply_pool_settings(config: ConfigDict, data: jal.data.Dataset,
                         seed: int | None = None) -> jal.data.Dataset:
   """``config.data.pool`` (RAMBO's R8 settings) applied to the pool of ``data``.
@@ -132,13 +184,8 @@ def apply_pool_settings(config: ConfigDict, data: jal.data.Dataset,
   ``imbalance_fraction``) first, then label noise (``noise_rate``), each from its own key
   derived from the trial ``seed`` (default ``config.seed``); val/test stay clean.
   """
+  check_pool_settings(config)
   p = config.data.pool
-  if p.imbalance not in IMBALANCE_MODES:
-    raise ValueError(f"data.pool.imbalance must be one of {IMBALANCE_MODES}, "
-                     f"got {p.imbalance!r}")
-  for name in ("noise_rate", "imbalance_classes", "imbalance_fraction"):
-    if not 0.0 <= float(p[name]) <= 1.0:
-      raise ValueError(f"data.pool.{name} must lie in [0, 1], got {p[name]}")
   seed = int(config.seed) if seed is None else int(seed)
   k_imb, k_noise = jax.random.split(jax.random.fold_in(jax.random.key(seed), SETTINGS_STREAM))
   if p.imbalance != "none":

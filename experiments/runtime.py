@@ -137,7 +137,9 @@ def run(body: Callable[[], object], binary: str,
     started.append(True)
     try:
       if config_flag is not None:
-        build.check_binary(_config_value(config_flag), binary)
+        config = _config_value(config_flag)
+        build.check_binary(config, binary)
+        build.validate(config)  # every setting, before any work
       # Before any JAX computation: multi-host needs the coordinator first.
       parallel.maybe_initialize_distributed(_DISTRIBUTED.value)
       enable_compilation_cache(_COMPILATION_CACHE.value)

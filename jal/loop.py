@@ -53,13 +53,16 @@ class LoopConfig:
   rounds: int = 5
   chunk_size: int = 1024
 
-  def validate(self, pool_size: int) -> None:
-    """Raises ``ValueError`` if the protocol does not fit in a pool of ``pool_size``."""
+  def __post_init__(self):
     if self.init_size < 1 or self.budget < 1 or self.rounds < 0:
       raise ValueError(f"need init_size >= 1, budget >= 1, rounds >= 0; got {self}")
     if self.chunk_size < 1:
       raise ValueError(f"chunk_size must be >= 1 (rows per chunk of pool inference), got "
                        f"{self.chunk_size}")
+
+  def validate(self, pool_size: int) -> None:
+    """Raises ``ValueError`` if the protocol does not fit in a pool of ``pool_size`` (the
+    pool-free ranges are checked when the config is made)."""
     need = self.init_size + self.budget * self.rounds
     if need > pool_size:
       raise ValueError(f"init_size + budget * rounds = {need} exceeds the pool of {pool_size}")

@@ -15,7 +15,7 @@ from jal.models.lenet import LeNet5
 from jal.models.mlp import MLP
 from jal.models.resnet import ResNet18
 
-__all__ = ["Net", "Variables", "make_net", "MODELS"]
+__all__ = ["Net", "Variables", "check_model", "make_net", "MODELS"]
 
 
 class Variables(NamedTuple):
@@ -116,6 +116,15 @@ class Net(NamedTuple):
     return isinstance(other, Net) and (self.graphdef, self.name) == (other.graphdef, other.name)
 
 
+def check_model(name: str, dropout: float | None = 0.0) -> None:
+  """Raises ``ValueError`` unless ``name`` is a model of ``MODELS`` and ``dropout`` lies in
+  [0, 1) (``make_net``'s checks that need no data)."""
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+  if dropout is not None and not 0 <= float(dropout) < 1:
+    raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+
+
 def make_net(name: str, input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> Net:
   """Builds the static ``Net`` for a registered model.
 
@@ -135,15 +144,11 @@ def make_net(name: str, input_shape: tuple[int, int, int], num_classes: int, **k
     >>> net.apply(v, jax.numpy.zeros((4, 8, 8, 1)))[0].shape
     (4, 10)
   """
-  if name not in MODELS:
-    raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+  check_model(name, kwargs.get("dropout", 0.0))
   if len(input_shape) != 3:
     raise ValueError(f"input_shape must be (H, W, C), got {input_shape}")
   if not (int(num_classes) == num_classes and num_classes >= 2):
     raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-  dropout = kwargs.get("dropout", 0.0)
-  if dropout is not None and not 0 <= float(dropout) < 1:
-    raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
   ctor = MODELS[name]
   input_shape = tuple(int(s) for s in input_shape)
   abstract = nnx.eval_shape(lambda: ctor(input_shape, num_classes, nnx.Rngs(0), **kwargs))

@@ -65,7 +65,7 @@ class RamboConfig:
     if self.aug_distance not in AUG_DISTANCES:
       raise ValueError(f"aug_distance must be one of {AUG_DISTANCES}, got {self.aug_distance!r}")
     check_refinement(self.k, self.k1, self.b)
-    for name in ("n_aug", "offline_pairs", "offline_steps", "m_factor", "fit_chunk",
+    for name in ("budget", "n_aug", "offline_pairs", "offline_steps", "m_factor", "fit_chunk",
                  "dulo_candidates"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"rambo.{name} must be >= 1, got {getattr(self, name)}")

@@ -178,3 +178,49 @@ def test_configs_import_nothing_heavy():
       if line.startswith(("import ", "from ")):
         assert line.startswith(("from experiments.configs", "from ml_collections")), (name, line)
   importlib.reload(configs)
+
+
+def test_every_config_passes_validation():
+  for family in configs.FAMILIES:
+    for name in configs.names(family):
+      build.validate(configs.get(name))
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("train", "learning_rate", -1.0, r"learning_rate must be a finite number > 0, got -1"),
+    ("train", "stop_train_acc", 1.5, r"stop_train_acc must lie in \[0, 1\]"),
+    ("loop", "chunk_size", 0, r"chunk_size"),
+    ("loop", "initial_set", "skewed", r"initial"),
+    ("model", "dropout", 1.5, r"model: dropout must lie in \[0, 1\), got 1.5"),
+    ("model", "name", "vgg", r"model: unknown model 'vgg'"),
+    ("data", "val_size", -3, r"data.val_size must be >= 0"),
+    ("strategy", "name", "bogus", r"unknown strategy 'bogus'"),
+])
+def test_validate_names_the_setting_and_its_range(section, key, value, message):
+  """One place checks every section, before data is read; each message names the field."""
+  config = configs.get("smoke")
+  with config.unlocked():
+    config[section][key] = value
+  with pytest.raises(ValueError, match=message):
+    build.validate(config)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("budget", 0, r"budget"), ("utility.inner_steps", 0, r"inner_steps"),
+    ("m_factor", 0, r"m_factor")])
+def test_validate_checks_the_rambo_section(key, value, message):
+  config = configs.get("rambo_smoke")
+  section = config.rambo
+  *head, last = key.split(".")
+  for h in head:
+    section = section[h]
+  section[last] = value
+  with pytest.raises(ValueError, match=message):
+    build.validate(config)
+
+
+def test_validate_checks_pool_settings():
+  config = configs.get("rambo_smoke")
+  config.data.pool.noise_rate = -0.3
+  with pytest.raises(ValueError, match=r"data.pool.noise_rate must lie in \[0, 1\], got -0.3"):
+    build.validate(config)
