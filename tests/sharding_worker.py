@@ -3,7 +3,10 @@
 The pytest process keeps its 1-device CPU backend, so ``tests/test_sharding.py`` starts this
 script with ``jax_num_cpu_devices=8`` and asserts on its output. Shapes are tiny.
 
-  python tests/sharding_worker.py [num_devices]
+  python tests/sharding_worker.py [num_devices] [sections]
+
+``sections`` is a comma list of ``fit``, ``score``, ``round``, ``bralt`` (the pool pass) and
+``bralt_picks`` (the whole BRAL-T selection; slow); default: all but ``bralt_picks``.
 """
 
 import json
@@ -29,27 +32,36 @@ N_LAB = 40
 BUDGET = 12
 
 
-def bralt_section(out, mesh, net, variables, x, y, labeled):
-  """BRAL-T's strategies on one device and on ``mesh`` from the same model: same picks, and
-  the pool pass really ran split (its embeddings come back sharded along ``data``)."""
+def bralt_section(out, mesh, net, variables, x, y, labeled, picks: bool):
+  """BRAL-T's strategies on one device and on ``mesh`` from the same model: the pool pass
+  really ran split (its embeddings come back sharded along ``data``) and equals the
+  single-device one; with ``picks`` (slow: the RL agent trains twice) the picks are equal."""
   env = dict(n_state_clusters=3, n_label_clusters=3, actions=2, max_points=32,
              rel_epsilon=1e-2, num_samplings=2, steps_per_sampling=3)
-  same, specs = {}, {}
+  same, specs, score_rel = {}, {}, {}
   for name, kw in (("bral_t", {"env": env, "pad_to": 32, "workers": 1}),
                    ("pseudo_score", {})):
     strat = jal.get_strategy(name, **kw)
-    picks = []
+    chosen, scored = [], []
     for m in (None, mesh):
       ctx = jal.Context(net, variables, x, y, jnp.asarray(labeled), 10, 32, m)
-      picks.append(jal.select(strat, jax.random.key(5), ctx, BUDGET).tolist())
-      if m is not None and name == "bral_t":
-        specs[name] = _spec(strat.score(jax.random.key(0), ctx)["emb"])
-    same[name] = picks[0] == picks[1]
+      scored.append(strat.score(jax.random.key(0), ctx))
+      if picks:
+        chosen.append(jal.select(strat, jax.random.key(5), ctx, BUDGET).tolist())
+    if "emb" in scored[1]:
+      specs[name] = _spec(scored[1]["emb"])
+    score_rel[name] = max(_max_rel(b, a) for a, b in zip(jax.tree.leaves(scored[0]),
+                                                         jax.tree.leaves(scored[1]))
+                          if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.inexact))
+    if picks:
+      same[name] = chosen[0] == chosen[1]
   out["bralt_same"] = same
   out["bralt_emb_spec"] = specs
+  out["bralt_score_max_rel"] = score_rel
 
 
 def main():
+  sections = set((sys.argv[2] if len(sys.argv) > 2 else "fit,score,round,bralt").split(","))
   out = {"devices": jax.device_count()}
   mesh = parallel.make_mesh()
   digits = load_digits()
@@ -63,8 +75,20 @@ def main():
   cfg = jal.TrainConfig(epochs=3, batch_size=16)
   key = jax.random.key(0)
 
-  # 1. fit: sharded vs single device.
   r1 = jal.fit(key, net, cfg, x, y, jnp.asarray(labeled))
+  if "fit" in sections:
+    fit_section(out, mesh, net, cfg, key, x, y, labeled, r1)
+  if "score" in sections:
+    score_section(out, mesh, net, r1.variables, x, y)
+  if "round" in sections:
+    round_section(out, mesh, net, cfg, key, x, y, labeled)
+  if sections & {"bralt", "bralt_picks"}:
+    bralt_section(out, mesh, net, r1.variables, x, y, labeled, "bralt_picks" in sections)
+  print("JSON" + json.dumps(out))
+
+
+def fit_section(out, mesh, net, cfg, key, x, y, labeled, r1):
+  """fit and fit_many: sharded vs single device; what a sharded step gathers."""
   r8 = jal.fit(key, net, cfg, x, y, jnp.asarray(labeled), mesh=mesh)
   out["fit_max_rel"] = max(_max_rel(a, b) for a, b in zip(jax.tree.leaves(r8.variables.params),
                                                          jax.tree.leaves(r1.variables.params)))
@@ -84,8 +108,9 @@ def main():
                                 zip(jax.tree.leaves(m8.variables.params),
                                     jax.tree.leaves(m1.variables.params)))
 
-  # 2. chunked scoring: sharded vs single device, on the same variables.
-  v = r1.variables
+
+def score_section(out, mesh, net, v, x, y):
+  """Chunked scoring: sharded vs single device, on the same variables."""
   l1, e1 = jal.predict(net, v, x, 16)
   l8, e8 = jal.predict(net, v, parallel.shard_rows(x, mesh), 16, mesh=mesh)
   out["predict_max_rel"] = max(_max_rel(l8, l1), _max_rel(e8, e1))
@@ -100,7 +125,9 @@ def main():
       jal.train.inference.predict_jit, mesh, net, parallel.replicate(v, mesh),
       parallel.shard_rows(x, mesh), 16)
 
-  # 3. one AL round (fit + score + select), same seed, single device vs mesh.
+
+def round_section(out, mesh, net, cfg, key, x, y, labeled):
+  """One AL round (fit + score + select), same seed, single device vs mesh."""
   same = {}
   for name in ("random", "margin", "entropy", "coreset", "badge", "kmeans"):
     strat = jal.get_strategy(name)
@@ -120,9 +147,6 @@ def main():
     same[name] = picks[0] == picks[1]
     out[f"picks_{name}"] = picks
   out["round_same"] = same
-
-  bralt_section(out, mesh, net, r1.variables, x, y, labeled)
-  print("JSON" + json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -24,18 +24,23 @@ from jal.parallel.chunking import chunked_map
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def eight():
+def _worker(*sections: str) -> dict:
   """The JSON report of ``sharding_worker.py`` on 8 fake CPU devices."""
   env = dict(os.environ, PYTHONPATH=str(_REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env.pop("XLA_FLAGS", None)
   # -P: the script's folder (tests/, which holds the test package tests/jal) is not put first
   # on sys.path, so ``import jal`` finds the library.
-  proc = subprocess.run([sys.executable, "-P", str(_REPO / "tests" / "sharding_worker.py"), "8"],
+  proc = subprocess.run([sys.executable, "-P", str(_REPO / "tests" / "sharding_worker.py"), "8",
+                         *([",".join(sections)] if sections else [])],
                         capture_output=True, text=True, env=env, timeout=600)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("JSON")]
   assert proc.returncode == 0 and lines, proc.stderr[-3000:]
   return json.loads(lines[-1][4:])
+
+
+@pytest.fixture(scope="module")
+def eight():
+  return _worker()
 
 
 def test_worker_saw_eight_devices(eight):
@@ -55,8 +60,14 @@ def test_scoring_outputs_are_row_sharded(eight):
 
 
 def test_bralt_pool_pass_honours_the_mesh(eight):
-  assert eight["bralt_same"] == {"bral_t": True, "pseudo_score": True}
   assert eight["bralt_emb_spec"] == {"bral_t": "P('data',)"}
+  assert eight["bralt_score_max_rel"]["bral_t"] <= 1e-5
+  assert eight["bralt_score_max_rel"]["pseudo_score"] <= 1e-5
+
+
+@pytest.mark.slow  # the RL agent trains twice on 8 fake devices (~2-3 min on 2 cores)
+def test_bralt_picks_are_the_same_on_the_mesh():
+  assert _worker("bralt_picks")["bralt_same"] == {"bral_t": True, "pseudo_score": True}
 
 
 def test_sharded_fit_matches_and_replicates_params(eight):
