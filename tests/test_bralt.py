@@ -79,7 +79,7 @@ def _ott_unpadded(x, y, eps):
 REL_EPS = 0.05
 
 
-@pytest.mark.parametrize("batching", ["vmap", "map"])
+@pytest.mark.parametrize("batching", [pytest.param("vmap", marks=pytest.mark.slow), "map"])
 def test_padded_vmapped_wasserstein_equals_unpadded(batching):
   rng = np.random.default_rng(2)
   sizes = [(3, 5), (7, 11), (16, 9)]

@@ -57,6 +57,7 @@ def test_ot_targets_finite_and_ordered():
   np.testing.assert_allclose(ot[0], ot[2], rtol=1e-5)
 
 
+@pytest.mark.slow  # ~21 s (CI time)
 def test_refinement_pairs_keep_offline_pairs_when_asked(monkeypatch):
   """R7 alternative: D holds the offline pairs (true utilities) before the augmented ones."""
   from jal.rambo import protocol, training

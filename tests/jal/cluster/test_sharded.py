@@ -100,6 +100,7 @@ def _pool(n=13, d=3, seed=1):
   return x, lab, jnp.asarray(rng.normal(size=n).astype(np.float32))
 
 
+@pytest.mark.slow  # ~30 s on 2 cores (CI time); the 8-device checks cover the mesh path
 def test_one_device_mesh_equals_none():
   mesh, key = parallel.make_mesh(), jax.random.key(3)
   x, lab, s = _pool()

@@ -65,6 +65,7 @@ def test_one_round_of_the_loop(setup, name):
     assert "offline_fit" in info["timings"]
 
 
+@pytest.mark.slow  # ~23 s (CI time)
 def test_flat_utility_rambo_picks_what_null_picks(setup, monkeypatch):
   """A utility model whose score is the same for every set makes RAMBO the null control."""
   def flat_fit(key, cfg, net, tc, x0, *args, **kwargs):

@@ -37,6 +37,7 @@ def test_patch_lenet_is_the_same_function():
   np.testing.assert_allclose(eb, ea, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # ~37 s on 2 cores (CI time); the other fit_subsets checks stay
 def test_fit_subsets_equals_separate_fits():
   # Sizes 3 (trimmed batch of 8), 20 (one step) and 24 > batch 16 (two steps, last padded).
   net = jal.make_net("lenet", (28, 28, 1), 3)

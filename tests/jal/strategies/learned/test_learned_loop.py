@@ -100,6 +100,7 @@ def test_lossprediction_candidates_subset(small):
   assert set(idx.tolist()) != set(full.tolist())  # picked within a random subset of 30
 
 
+@pytest.mark.slow  # ~24 s (CI time)
 def test_lossprediction_without_its_loss_trains_like_jal_fit(small):
   # weight 0: the classifier sees the same initialisation, data order and updates as jal.fit
   net, x, y, labeled, tc = small
@@ -154,6 +155,7 @@ def test_batchnorm_sees_unlabeled_rows_only_in_waal():
   assert np.max(np.abs(stats(c) - stats(d))) > 1e-3  # BatchNorm saw the unlabeled rows
 
 
+@pytest.mark.slow  # ~17 s (CI time)
 def test_one_round_protocol_runs_llal(data):
   from jal.rambo import BilevelConfig, RamboConfig, one_round_strategy, run_one_round
   cfg = RamboConfig(k=30, budget=10, k1=20, b=5, n_aug=4, offline_pairs=6, offline_steps=5,
