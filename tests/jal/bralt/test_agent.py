@@ -70,6 +70,7 @@ def _queried(h):
   return [r["queried"] for r in h.rounds[:-1]]
 
 
+@pytest.mark.slow  # the module's three BRAL-T runs take ~50 s on 2 cores (CI time)
 def test_saving_agents_does_not_change_the_run(runs):
   # agent_dir alone trains a fresh agent every round with the plain round's keys.
   assert _queried(runs["saved"]) == _queried(runs["plain"])
@@ -77,6 +78,7 @@ def test_saving_agents_does_not_change_the_run(runs):
                                                            "agent_round1.msgpack"]
 
 
+@pytest.mark.slow  # the module's three BRAL-T runs take ~50 s on 2 cores (CI time)
 def test_one_agent_reused_in_later_rounds(runs):
   first = runs["first"]
   assert _queried(first)[0] == _queried(runs["plain"])[0]
@@ -86,6 +88,7 @@ def test_one_agent_reused_in_later_rounds(runs):
   assert _queried(first)[1] != _queried(runs["plain"])[1]  # round 1 did not train a new one
 
 
+@pytest.mark.slow  # the module's three BRAL-T runs take ~50 s on 2 cores (CI time)
 def test_another_runs_agent_is_used_in_every_round(runs, digits):
   path = str(runs["dir"] / "agent_round0.msgpack")
   other = _run(digits, agent_file=path)
@@ -101,6 +104,7 @@ class _Killed(Exception):
   pass
 
 
+@pytest.mark.slow  # the module's three BRAL-T runs take ~50 s on 2 cores (CI time)
 def test_resumed_run_reuses_the_checkpointed_agent(runs, digits, tmp_path):
   def kill(r, rec):
     if r == 0:

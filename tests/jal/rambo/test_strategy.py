@@ -81,6 +81,7 @@ def test_flat_utility_rambo_picks_what_null_picks(setup, monkeypatch):
   assert flat.accuracies == null.accuracies
 
 
+@pytest.mark.slow  # ~28 s on 2 cores (CI time)
 def test_dulo_with_a_shared_offline_equals_dulo_alone(setup):
   data, net, tc = setup
   key = jax.random.key(4)
