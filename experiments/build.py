@@ -76,10 +76,7 @@ def validate(config: ConfigDict) -> None:
     if "pool" in config.data:
       check_pool_settings(config)
     if config.data.get("train_transform") is not None:
-      name = config.data.train_transform.name
-      if name != "none" and name not in TRAIN_TRANSFORMS:
-        raise ValueError(f"unknown data.train_transform.name {name!r}; choose from "
-                         f"{['none', *TRAIN_TRANSFORMS]}")
+      _check_train_transform(config.data.train_transform.name)
     if config.data.get("val_size") is not None and int(config.data.val_size) < 0:
       raise ValueError(f"data.val_size must be >= 0 (or None), got {config.data.val_size}")
   if "model" in config and "name" in config.model:
@@ -108,13 +105,17 @@ def _transform_kwargs(fn, section: ConfigDict) -> dict:
           if k in params and k != "name" and v is not None}
 
 
+def _check_train_transform(name: str) -> None:
+  if name != "none" and name not in TRAIN_TRANSFORMS:
+    raise ValueError(f"unknown data.train_transform.name {name!r}; choose from "
+                     f"{['none', *TRAIN_TRANSFORMS]}")
+
+
 def _train_transform(config: ConfigDict, data: jal.data.Dataset) -> jal.data.Dataset:
   tt = config.data.train_transform
+  _check_train_transform(tt.name)
   if tt.name == "none":
     return data
-  if tt.name not in TRAIN_TRANSFORMS:
-    raise ValueError(f"unknown data.train_transform.name {tt.name!r}; choose from "
-                     f"{['none', *TRAIN_TRANSFORMS]}")
   fn = TRAIN_TRANSFORMS[tt.name]
   kwargs = _transform_kwargs(fn, tt)
   if "num_classes" in inspect.signature(fn).parameters and inspect.signature(fn).parameters[
