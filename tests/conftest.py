@@ -2,15 +2,34 @@
 
 import os
 import pathlib
+import shutil
+import tempfile
 
-import jax
-import pytest
+# One persistent XLA compilation cache per test run, in a temporary folder: the xdist workers
+# and every subprocess (binaries, fake-device and multi-process workers) inherit it through the
+# environment, so a program compiled by one process is read back by the others instead of being
+# compiled again. Set before jax is imported (JAX reads JAX_* settings at import); the process
+# that made the folder removes it at the end. JAL_TEST_XLA_CACHE="" turns it off.
+if "JAL_TEST_XLA_CACHE" not in os.environ:
+  os.environ["JAL_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="jal-test-xla-")
+  os.environ["JAL_TEST_XLA_CACHE_OWNER"] = str(os.getpid())
+_XLA_CACHE = os.environ["JAL_TEST_XLA_CACHE"]
+# The binaries' own cache (--compilation_cache) goes to the same folder, never to ~/.cache.
+os.environ.setdefault("JAL_COMPILATION_CACHE", _XLA_CACHE)
+if _XLA_CACHE:
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _XLA_CACHE)
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Strict numerics: implicit rank promotion is a bug in library code.
 jax.config.update("jax_numpy_rank_promotion", "raise")
-# The binaries' persistent compilation cache stays off in tests (nothing written to ~/.cache;
-# subprocesses inherit the variable).
-os.environ.setdefault("JAL_COMPILATION_CACHE", "")
+
+
+def pytest_unconfigure(config):
+  if _XLA_CACHE and os.environ.get("JAL_TEST_XLA_CACHE_OWNER") == str(os.getpid()):
+    shutil.rmtree(_XLA_CACHE, ignore_errors=True)
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 

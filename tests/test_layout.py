@@ -80,3 +80,19 @@ def test_the_checks_can_fail(tmp_path):
   f = tmp_path / "bad.py"
   f.write_text("from jal.train import _run\nimport jal.loop\n")
   assert list(_imports(f)) == [("jal.train", ["_run"]), ("jal.loop", [])]
+
+
+def test_start_up_imports_nothing_heavy():
+  # Every binary and every test subprocess pays `import jal` at start: ott-jax (scipy.stats,
+  # jaxopt, matplotlib through `ott.tools`), scipy's clustering and the dataset libraries are
+  # imported where they are used.
+  import subprocess
+  import sys
+  heavy = ("ott", "scipy.stats", "scipy.cluster", "matplotlib", "tensorflow",
+           "tensorflow_datasets", "torch")
+  code = ("import sys, jal, experiments.runtime; "
+          f"print([m for m in {heavy!r} if m in sys.modules])")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=_REPO, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.strip() == "[]", out.stdout

@@ -24,9 +24,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from ott.geometry import geometry
-from ott.solvers import linear
-from ott.solvers.linear import acceleration
 
 from jal.cluster import pairwise_sq_dists
 
@@ -45,6 +42,12 @@ def _uniform(mask: jax.Array) -> jax.Array:
 def _w2(x, y, x_mask, y_mask, epsilon, rel_epsilon, max_iterations, threshold,
         momentum=None):
   """Unjitted core of :func:`wasserstein`."""
+  # ott-jax is imported where it is used: `import ott` pulls in scipy.stats, jaxopt and
+  # matplotlib (≈ 3 s), which every binary and `import jal` would otherwise pay at start-up.
+  from ott.geometry import geometry
+  from ott.solvers import linear
+  from ott.solvers.linear import acceleration
+
   x_ok, y_ok = jnp.any(x_mask), jnp.any(y_mask)
   # An empty cloud gets dummy uniform weights (keeps the solve finite); its cost is +inf.
   xm = jnp.where(x_ok, x_mask, True)

@@ -9,8 +9,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ott.geometry import geometry
-from ott.solvers import linear
 
 from jal.models.net import Net
 from jal.train import TrainConfig, fit_subsets
@@ -109,6 +107,14 @@ def _class_clouds(x: np.ndarray, y: np.ndarray, num_classes: int):
   return jnp.asarray(pts), jnp.asarray(w)
 
 
+def _ott():
+  """ott-jax's ``geometry`` and ``linear`` modules, imported on first use (as in
+  ``jal.bralt.ot``: `import ott` costs ≈ 3 s at every start-up otherwise)."""
+  from ott.geometry import geometry
+  from ott.solvers import linear
+  return geometry, linear
+
+
 def _sqdist(a: jax.Array, b: jax.Array) -> jax.Array:
   d = (jnp.sum(a * a, -1)[:, None] + jnp.sum(b * b, -1)[None, :] - 2.0 * a @ b.T)
   return jnp.maximum(d, 0.0)
@@ -116,6 +122,8 @@ def _sqdist(a: jax.Array, b: jax.Array) -> jax.Array:
 
 @jax.jit
 def _class_distance(pa, wa, pb, wb, eps):
+  geometry, linear = _ott()
+
   def one(p, a, q, b):
     geom = geometry.Geometry(cost_matrix=_sqdist(p, q), epsilon=eps)
     ok = (jnp.sum(a) > 0) & (jnp.sum(b) > 0)
@@ -176,6 +184,7 @@ def make_ot_targets(x, y, x_val, y_val, num_classes: int, *, rel_eps: float = 0.
   cost_pp = _sqdist(xf, xf) + d_pp[y][:, y]
   cost_vv = _sqdist(vf, vf) + d_vv[y_val][:, y_val]
   uni = jnp.full(vf.shape[0], 1.0 / vf.shape[0])
+  geometry, linear = _ott()
   with jax.numpy_rank_promotion("allow"):
     self_val = linear.solve(geometry.Geometry(cost_matrix=cost_vv, epsilon=eps),
                             uni, uni).reg_ot_cost
@@ -201,6 +210,7 @@ def ot_targets(geom: OTTargets, masks: jax.Array, chunk_size: int = 64) -> jax.A
 
 @jax.jit(static_argnums=(2,))
 def _ot_targets(geom: OTTargets, masks: jax.Array, debiased: bool) -> jax.Array:
+  geometry, linear = _ott()
   v = geom.cost_pv.shape[1]
   b = jnp.full(v, 1.0 / v)
 
@@ -296,6 +306,7 @@ def latent_divergence(h: jax.Array, masks: jax.Array, refs: jax.Array, *, rel_ep
 
 @jax.jit(static_argnums=(4,))
 def _latent_divergence(cost, masks, refs, eps, threshold):
+  geometry, linear = _ott()
   uniform = lambda m: m.astype(jnp.float32) / jnp.maximum(jnp.sum(m), 1)
   geom = geometry.Geometry(cost_matrix=cost, epsilon=eps)
   reg_ot = lambda a, b: linear.solve(geom, a, b, threshold=threshold).reg_ot_cost
