@@ -7,6 +7,7 @@ bit-for-bit, accuracies to 1e-6. Re-record only in a commit that changes results
 and say why in that commit and in BUILD_NOTES.md.
 """
 
+import functools
 import json
 import pathlib
 import sys
@@ -17,14 +18,17 @@ import jal
 
 GOLDEN = pathlib.Path(__file__).with_name("selections.json")
 
-# Small BRAL-T environment: the digits pool is 1,797 images.
-_BRALT = dict(env=dict(n_state_clusters=3, n_label_clusters=3, actions=2, max_points=64,
+# The loop cases' MLP width, and a small BRAL-T environment: the digits pool is 1,797 images.
+# tests/jal/bralt/test_rl.py uses the same environment, width and padding, so its programs are
+# the golden run's (compiled once per test run through the shared XLA cache).
+HIDDEN = 32
+BRALT = dict(env=dict(n_state_clusters=3, n_label_clusters=3, actions=2, max_points=64,
                        rel_epsilon=1e-2, ot_momentum=1.5, num_samplings=3,
                        steps_per_sampling=4), lam=1.0, pad_to=64, workers=1)
 STRATEGY_KWARGS = {
     "random": {}, "margin": {}, "entropy": {}, "least_confidence": {}, "bald": {},
     "coreset": {}, "kmeans": {}, "badge": {},
-    "bral_t": _BRALT, "bral_t_wo_cl": _BRALT, "bral_diffset": _BRALT,
+    "bral_t": BRALT, "bral_t_wo_cl": BRALT, "bral_diffset": BRALT,
     "pseudo_score": {}, "gradnd_gt": {},
     "glister": {}, "similar": {},
     "cluster_margin": {}, "bait": {}, "saal": {}, "activeft": {"iters": 50},
@@ -35,15 +39,23 @@ CURRICULUM = ("bral_t", "bral_diffset", "pseudo_score", "gradnd_gt")
 ONE_ROUND = ("rambo", "dulo", "null")
 
 
-def loop_case(name: str) -> dict:
-  """Queried indices per round and test accuracies of ``name`` on digits (seed 0)."""
+LOOP = jal.LoopConfig(init_size=30, budget=15, rounds=2)
+
+
+@functools.lru_cache(maxsize=1)
+def loop_history(name: str) -> jal.History:
+  """The run behind :func:`loop_case` (the last one is kept: tests may inspect it further)."""
   data = jal.data.load("digits")
-  net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(32,),
+  net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(HIDDEN,),
                      dropout=0.25 if name == "bald" else 0.0)
   tc = jal.TrainConfig(epochs=20, batch_size=32, superloss=name in CURRICULUM)
-  hist = jal.run_loop(jax.random.key(0), data, net, tc,
-                      jal.get_strategy(name, **STRATEGY_KWARGS[name]),
-                      jal.LoopConfig(init_size=30, budget=15, rounds=2), verbose=False)
+  return jal.run_loop(jax.random.key(0), data, net, tc,
+                      jal.get_strategy(name, **STRATEGY_KWARGS[name]), LOOP, verbose=False)
+
+
+def loop_case(name: str) -> dict:
+  """Queried indices per round and test accuracies of ``name`` on digits (seed 0)."""
+  hist = loop_history(name)
   return {"queried": [r["queried"] for r in hist.rounds[:-1]],
           "test_accuracy": hist.accuracies}
 

@@ -1,4 +1,5 @@
-"""Tests for BRAL-T's RL sampling and the strategies end to end (tiny shapes)."""
+"""Tests for BRAL-T's RL sampling and the no-RL ablations (tiny shapes; the end-to-end run is
+the golden BRAL-T case, tests/test_golden.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -7,22 +8,22 @@ import pytest
 
 import jal
 from jal.bralt import BRALT_STRATEGIES, env
+from tests.golden import cases
 
-# Tiny BRAL-T settings. The sampling test uses exactly the shapes of the end-to-end run
-# (hidden width 16, 128 padded labeled rows, |T| ≤ 20) so both share one compiled ``sample``.
-SMALL = dict(num_samplings=2, actions=2, n_state_clusters=3, n_label_clusters=3,
-             steps_per_sampling=3, max_points=64, kmeans_iters=10, rel_epsilon=1e-2,
-             max_iterations=500)
-PAD_TO, HIDDEN, BUDGET = 128, 16, 15
+# The golden BRAL-T run's environment, embedding width (its MLP's hidden layer) and padding
+# (tests/golden/cases.py), so these tests run the programs that run compiles: with the test
+# run's shared XLA cache each is compiled once. Budget 15 → a TrustSet of at most 20 rows.
+SMALL = cases.BRALT["env"]
+PAD_TO, HIDDEN, BUDGET, TRUST_CAP = cases.BRALT["pad_to"], cases.HIDDEN, cases.LOOP.budget, 20
 
 
 def test_one_sampling_shapes_and_rewards():
   cfg = env.EnvConfig(**SMALL)
-  n, d = 80, HIDDEN
+  n, d = 50, HIDDEN
   emb = jax.random.normal(jax.random.key(0), (PAD_TO, d))
   valid = jnp.arange(PAD_TO) < n
   trust = valid & (jnp.arange(PAD_TO) % 4 == 0)
-  caps = env.sample_caps(cfg, PAD_TO, 20)
+  caps = env.sample_caps(cfg, PAD_TO, TRUST_CAP)
   smp = env.sample(jax.random.key(1), emb, valid, trust, cfg, caps)
   p = cfg.n_state_clusters * cfg.actions
   assert smp.states.shape == (p, 4 * d) and smp.actions.shape == (p, 2 * d)
@@ -43,9 +44,9 @@ def test_worker_threads_give_the_same_selection():
   cfg = env.EnvConfig(**SMALL)
   rng = np.random.default_rng(0)
   emb = jnp.asarray(rng.normal(size=(200, HIDDEN)), jnp.float32)
-  labeled = np.arange(200) < 80
+  labeled = np.arange(200) < 40
   trust = labeled & (np.arange(200) % 4 == 0)
-  out = [rl_select(jax.random.key(3), emb, labeled, trust, cfg, BUDGET, 20, pad_to=PAD_TO,
+  out = [rl_select(jax.random.key(3), emb, labeled, trust, cfg, BUDGET, TRUST_CAP, pad_to=PAD_TO,
                    workers=w) for w in (1, 2)]
   (i1, info1), (i2, info2) = out
   np.testing.assert_array_equal(i1, i2)
@@ -57,29 +58,6 @@ def test_worker_threads_give_the_same_selection():
 @pytest.fixture(scope="module")
 def digits():
   return jal.data.load("digits")
-
-
-def test_bral_t_end_to_end(digits):
-  net = jal.make_net("mlp", digits.x_train.shape[1:], digits.num_classes, hidden=(HIDDEN,))
-  strategy = BRALT_STRATEGIES["bral_t"](env=SMALL, pad_to=PAD_TO)
-  assert strategy.name == "bral_t"
-  loop = jal.LoopConfig(init_size=60, budget=BUDGET, rounds=2)
-  hist = jal.run_loop(jax.random.key(0), digits, net,
-                      jal.TrainConfig(epochs=3, superloss=True), strategy, loop, verbose=False)
-  labeled = np.zeros(digits.x_train.shape[0], bool)
-  labeled[np.asarray(jal.initial_mask(jax.random.split(jax.random.key(0))[0],
-                                      labeled.size, 60))] = True
-  for rec in hist.rounds[:-1]:
-    q = np.asarray(rec["queried"])
-    assert q.size == 15 and np.unique(q).size == 15 and not labeled[q].any()
-    labeled[q] = True
-  assert [r["n_labeled"] for r in hist.rounds] == [60, 75, 90]
-  # Each query round reports its RL / selection split and the reward net's losses.
-  for rec in hist.rounds[:-1]:
-    info = rec["pick_info"]
-    assert info["rl_seconds"] > 0 and info["selection_seconds"] > 0
-    assert np.isfinite(info["reward_loss_first"]) and np.isfinite(info["reward_loss_last"])
-  assert "pick_info" not in hist.rounds[-1]
 
 
 def test_no_rl_ablations_select_exactly_b(digits):
