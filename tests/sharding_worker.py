@@ -129,7 +129,8 @@ def score_section(out, mesh, net, v, x, y):
 def round_section(out, mesh, net, cfg, key, x, y, labeled):
   """One AL round (fit + score + select), same seed, single device vs mesh."""
   same = {}
-  for name in ("random", "margin", "entropy", "coreset", "badge", "kmeans"):
+  # Entropy / least confidence share Margin's path (one pool pass, a score of the probabilities).
+  for name in ("random", "margin", "coreset", "badge", "kmeans"):
     strat = jal.get_strategy(name)
     picks = []
     for m in (None, mesh):
