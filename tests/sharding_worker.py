@@ -5,8 +5,9 @@ script with ``jax_num_cpu_devices=8`` and asserts on its output. Shapes are tiny
 
   python tests/sharding_worker.py [num_devices] [sections]
 
-``sections`` is a comma list of ``fit``, ``score``, ``round``, ``bralt`` (the pool pass) and
-``bralt_picks`` (the whole BRAL-T selection; slow); default: all but ``bralt_picks``.
+``sections`` is a comma list of ``fit``, ``score``, ``round`` (Random, Margin, BADGE),
+``round_clusters`` (CoreSet, k-means; slow), ``bralt`` (the pool pass) and ``bralt_picks`` (the
+whole BRAL-T selection; slow); default: ``fit,score,round,bralt``.
 """
 
 import json
@@ -81,7 +82,9 @@ def main():
   if "score" in sections:
     score_section(out, mesh, net, r1.variables, x, y)
   if "round" in sections:
-    round_section(out, mesh, net, cfg, key, x, y, labeled)
+    round_section(out, mesh, net, cfg, key, x, y, labeled, ("random", "margin", "badge"))
+  if "round_clusters" in sections:
+    round_section(out, mesh, net, cfg, key, x, y, labeled, ("coreset", "kmeans"))
   if sections & {"bralt", "bralt_picks"}:
     bralt_section(out, mesh, net, r1.variables, x, y, labeled, "bralt_picks" in sections)
   print("JSON" + json.dumps(out))
@@ -126,11 +129,11 @@ def score_section(out, mesh, net, v, x, y):
       parallel.shard_rows(x, mesh), 16)
 
 
-def round_section(out, mesh, net, cfg, key, x, y, labeled):
-  """One AL round (fit + score + select), same seed, single device vs mesh."""
-  same = {}
-  # Entropy / least confidence share Margin's path (one pool pass, a score of the probabilities).
-  for name in ("random", "margin", "coreset", "badge", "kmeans"):
+def round_section(out, mesh, net, cfg, key, x, y, labeled, names):
+  """One AL round (fit + score + select) of each strategy in ``names``, same seed, single
+  device vs mesh. (Entropy / least confidence share Margin's path.)"""
+  same = out.setdefault("round_same", {})
+  for name in names:
     strat = jal.get_strategy(name)
     picks = []
     for m in (None, mesh):
@@ -147,7 +150,6 @@ def round_section(out, mesh, net, cfg, key, x, y, labeled):
             if isinstance(a, jax.Array) and a.ndim and a.shape[0] >= x.shape[0]]
     same[name] = picks[0] == picks[1]
     out[f"picks_{name}"] = picks
-  out["round_same"] = same
 
 
 if __name__ == "__main__":

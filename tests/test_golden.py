@@ -22,8 +22,10 @@ def test_every_registered_strategy_has_a_golden():
 
 # The BRAL-T ablations run the machinery of bral_t (kept in the default suite) with another
 # score or trust group: in the slow suite, with the one-round RAMBO and DULO (null stays) and
-# VAAL (its VAE's compile alone takes a minute on 2 cores).
-_SLOW = ("bral_t_wo_cl", "bral_diffset", "rambo", "vaal", "dulo")
+# the learned baselines (VAAL's VAE compile alone takes a minute on 2 cores; WAAL's and
+# LossPrediction's own trainings, 10–25 s each, are checked in the default suite by
+# tests/jal/strategies/learned/).
+_SLOW = ("bral_t_wo_cl", "bral_diffset", "rambo", "vaal", "dulo", "waal", "lossprediction")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW else n

@@ -79,13 +79,24 @@ def test_sharded_fit_matches_and_replicates_params(eight):
   assert 0 < eight["fit_step_max_all_gather"] <= 16
 
 
-@pytest.mark.parametrize("name", ["random", "margin", "coreset", "badge", "kmeans"])
-def test_sharded_round_selects_same_indices(eight, name):
-  single, sharded = eight[f"picks_{name}"]
+def _same_round(report, name):
+  single, sharded = report[f"picks_{name}"]
   assert len(single) == len(set(single)) > 0
   assert sharded == single
   if name != "random":  # and the mesh was used: the pool pass's outputs are split by rows
-    assert eight[f"score_row_sharded_{name}"] and all(eight[f"score_row_sharded_{name}"])
+    assert report[f"score_row_sharded_{name}"] and all(report[f"score_row_sharded_{name}"])
+
+
+@pytest.mark.parametrize("name", ["random", "margin", "badge"])
+def test_sharded_round_selects_same_indices(eight, name):
+  _same_round(eight, name)
+
+
+@pytest.mark.slow  # the clustering strategies' round on 8 fake devices (~15 s)
+def test_sharded_clustering_rounds_select_same_indices():
+  report = _worker("round_clusters")
+  for name in ("coreset", "kmeans"):
+    _same_round(report, name)
 
 
 # ------------------------------------------------------------------ in-process, 1 device

@@ -12,11 +12,13 @@ DN = ("NHWC", "HWIO", "NHWC")
 # (x shape, kernel, padding of the dilated input, dilation): VAAL's small-VAE decoder layers
 # (PyTorch ConvTranspose2d(4, 2, 1) and its output_padding = 1 form), odd sizes, paddings
 # larger and smaller than k − 1, dilation 3, a kernel smaller than the dilation.
+# The two general cases compile ~10 s each: slow suite.
+_SLOW = pytest.mark.slow
 CASES = [
     ((2, 7, 7, 8), (4, 4, 8, 5), ((2, 2), (2, 2)), (2, 2)),
     ((2, 14, 14, 4), (4, 4, 4, 3), ((2, 3), (2, 3)), (2, 2)),
-    ((1, 5, 6, 3), (3, 3, 3, 2), ((0, 1), (2, 0)), (2, 2)),
-    ((1, 4, 4, 2), (5, 5, 2, 2), ((4, 4), (1, 3)), (3, 3)),
+    pytest.param((1, 5, 6, 3), (3, 3, 3, 2), ((0, 1), (2, 0)), (2, 2), marks=_SLOW),
+    pytest.param((1, 4, 4, 2), (5, 5, 2, 2), ((4, 4), (1, 3)), (3, 3), marks=_SLOW),
     ((1, 4, 4, 2), (2, 2, 2, 2), ((0, 0), (0, 0)), (3, 2)),
 ]
 

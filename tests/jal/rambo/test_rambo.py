@@ -42,7 +42,7 @@ def test_ot_loss_and_total_hand_values():
   np.testing.assert_allclose(mse, want, rtol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1)])
+@pytest.mark.parametrize("shape", [(8, 8, 1), pytest.param((28, 28, 1), marks=pytest.mark.slow)])
 def test_set_model_permutation_invariant_and_ignores_padding(shape):
   sn = make_set_net(shape)
   params = sn.init(jax.random.key(0))

@@ -55,6 +55,7 @@ def test_fit_reads_only_labeled_rows(pool, net):
   assert _max_diff(ref.variables.params, got.variables.params) < 1e-6
 
 
+@pytest.mark.slow  # test_against_reference checks fit_many against separate fits by default
 def test_fit_many_equals_separate_fits(pool, net):
   x, y, _ = pool
   keys = jax.random.split(jax.random.key(2), 3)
