@@ -138,13 +138,14 @@ def _main():
         config.strategy.name, config.seed = name, seed
         history = runs.run_al(config, str(workdir), _DATA_DIR.value)
       results.setdefault(name, []).append(history)
+  # A failed isolated run has printed its own error; the summary line ends the program.
   if not results:
-    raise RuntimeError(f"every run failed: {', '.join(failed)}")
+    sys.exit(f"error: every run failed (see their output above): {', '.join(failed)}")
   table, _ = _write(root, tables.aggregate(results))
   print(table, flush=True)
   if failed:
-    raise RuntimeError(f"{len(failed)} run(s) failed (see their output above), left out of "
-                       f"the table: {', '.join(failed)}")
+    sys.exit(f"error: {len(failed)} run(s) failed (see their output above), left out of "
+             f"the table: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

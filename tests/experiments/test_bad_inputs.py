@@ -169,3 +169,14 @@ def test_a_damaged_history_json_is_rewritten_from_the_checkpoint(finished, tmp_p
   out = _run(["experiments.al", S, "--config.loop.rounds=1", f"--workdir={work}"], tmp_path)
   assert out.returncode == 0, out.stderr[-2000:]
   assert json.loads((work / "history.json").read_text())["rounds"] == good["rounds"]
+
+
+def test_compare_ends_with_one_line_when_its_isolated_runs_fail(tmp_path):
+  # The run's workdir is a plain file: the isolated `al` fails with its own error line, and
+  # compare ends with a summary line instead of a traceback.
+  (tmp_path / "w" / "margin").mkdir(parents=True)
+  (tmp_path / "w" / "margin" / "seed0").write_text("not a folder")
+  out = _run(["experiments.compare", S, "--isolate", "--strategies=margin", "--seeds=0",
+              f"--workdir={tmp_path / 'w'}"], tmp_path)
+  _check_error(out, "every run failed (see their output above): margin/seed0")
+  assert (tmp_path / "w" / "margin" / "seed0").read_text() == "not a folder"
