@@ -18,7 +18,7 @@ import jal
 
 GOLDEN = pathlib.Path(__file__).with_name("selections.json")
 
-# The loop cases' MLP width, and a small BRAL-T environment: the digits pool is 1,797 images.
+# The loop cases' MLP width, and a small BRAL-T environment: the digits pool is 1,257 images.
 # tests/jal/bralt/test_rl.py uses the same environment, width and padding, so its programs are
 # the golden run's (compiled once per test run through the shared XLA cache).
 HIDDEN = 32
@@ -42,9 +42,9 @@ ONE_ROUND = ("rambo", "dulo", "null")
 LOOP = jal.LoopConfig(init_size=30, budget=15, rounds=2)
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache  # Histories are small; a later test reads the BRAL-T run again
 def loop_history(name: str) -> jal.History:
-  """The run behind :func:`loop_case` (the last one is kept: tests may inspect it further)."""
+  """The run behind :func:`loop_case` (kept per name: tests may inspect it further)."""
   data = jal.data.load("digits")
   net = jal.make_net("mlp", data.x_train.shape[1:], data.num_classes, hidden=(HIDDEN,),
                      dropout=0.25 if name == "bald" else 0.0)
