@@ -4,10 +4,11 @@ measurement behind ``jal.models.conv.lowering``'s rules.
   python -m experiments.bench.convs --out=results/resnet_speed/convs.json
 
 For each distinct shape (``jal.models.layers.conv_shapes`` of LeNet-5 and the three ResNet-18
-stems), XLA's convolution, shifted slices + matmul and (maps of ≤ 16 positions) the dense
-matmul are timed forward at batch ``--infer_batch`` and forward + backward at
-``--train_batch``, interleaved (one call of each in turn, best of ``--repeats``), and the
-fastest is printed next to the lowering the rule picks.
+stems), XLA's convolution, shifted slices + matmul, the one-axis im2col (``rows``; stride 1)
+and (maps of ≤ 16 positions) the dense matmul are timed on each pass the rules choose for:
+forward at batch ``--infer_batch``, input gradient and kernel gradient (each alone) at
+``--train_batch``, interleaved (one call of each in turn, best of ``--repeats``); the fastest
+is printed next to the lowerings the rule picks.
 """
 
 import json
@@ -40,33 +41,47 @@ def _xla(x, w, strides, padding):
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-FNS = {"xla": _xla, "slices": conv.conv_slices, "dense": conv.conv_dense}
+FNS = {"xla": _xla, "slices": conv.conv_slices, "rows": conv.conv_rows, "dense": conv.conv_dense}
+PASSES = ("forward", "input_grad", "kernel_grad")
+
+
+def _applicable(name: str, in_shape, strides) -> bool:
+  if name == "dense":
+    return in_shape[0] * in_shape[1] <= 16
+  if name == "rows":
+    return all(s == 1 for s in strides)
+  return True
 
 
 def time_shape(spec, infer_batch: int, train_batch: int, repeats: int) -> dict:
-  """GFLOP/s of each lowering on one shape, forward and forward + backward."""
+  """GFLOP/s of each lowering on one shape: the forward pass at ``infer_batch``, the input
+  gradient and the kernel gradient (each alone, by ``jax.vjp``) at ``train_batch``."""
   in_shape, kshape, strides, padding = spec
-  names = [n for n in FNS if n != "dense" or in_shape[0] * in_shape[1] <= 16]
+  names = [n for n in FNS if _applicable(n, in_shape, strides)]
   rng = np.random.default_rng(0)
   w = jnp.asarray(rng.standard_normal(kshape, dtype=np.float32) * 0.01)
   out = {}
-  for mode, batch in (("forward", infer_batch), ("train", train_batch)):
+  for mode in PASSES:
+    batch = infer_batch if mode == "forward" else train_batch
     x = jnp.asarray(rng.standard_normal((batch, *in_shape), dtype=np.float32))
+    y_shape = _xla(x[:1], w, strides, padding).shape[1:]
+    g = jnp.asarray(rng.standard_normal((batch, *y_shape), dtype=np.float32))
     fns = {}
     for n in names:
       f = lambda x, w, f=FNS[n]: f(x, w, strides, padding)
-      if mode == "train":
-        fns[n] = jax.jit(jax.grad(lambda x, w, f=f: jnp.sum(f(x, w) ** 2), argnums=(0, 1)))
+      if mode == "forward":
+        fns[n] = jax.jit(lambda x, w, g, f=f: f(x, w))
+      elif mode == "input_grad":
+        fns[n] = jax.jit(lambda x, w, g, f=f: jax.vjp(lambda x: f(x, w), x)[1](g)[0])
       else:
-        fns[n] = jax.jit(f)
-      jax.block_until_ready(fns[n](x, w))
-    flops = 2 * float(np.prod(_xla(x[:1], w, strides, padding).shape)) * batch * np.prod(
-        kshape[:3]) * (3 if mode == "train" else 1)
+        fns[n] = jax.jit(lambda x, w, g, f=f: jax.vjp(lambda w: f(x, w), w)[1](g)[0])
+      jax.block_until_ready(fns[n](x, w, g))
+    flops = 2 * float(np.prod(y_shape)) * batch * np.prod(kshape[:3])
     best = {n: float("inf") for n in names}
     for _ in range(repeats):
       for n in names:
         t = time.perf_counter()
-        jax.block_until_ready(fns[n](x, w))
+        jax.block_until_ready(fns[n](x, w, g))
         best[n] = min(best[n], time.perf_counter() - t)
     out[mode] = {n: flops / best[n] / 1e9 for n in names}
     out[mode]["fastest"] = max(names, key=lambda n: out[mode][n])
@@ -83,13 +98,13 @@ def main(argv):
   res = {"load_before": timing.loadavg(), "shapes": []}
   for s in shapes:
     r = time_shape(s, _INFER.value, _TRAIN.value, _REPEATS.value)
-    r.update(shape=str(s), rule=conv.lowering((_TRAIN.value, *s[0]), s[1], s[2]))
+    rule = conv.lowerings((_TRAIN.value, *s[0]), s[1], s[2])
+    r.update(shape=str(s), rule=list(rule))
     res["shapes"].append(r)
-    fwd, trn = r["forward"], r["train"]
-    timing.log(f"{s[0]} k{s[1]} s{s[2]}: fwd " +
-               " ".join(f"{n} {fwd[n]:.0f}" for n in FNS if n in fwd) +
-               " | f+b " + " ".join(f"{n} {trn[n]:.0f}" for n in FNS if n in trn) +
-               f" GFLOP/s | fastest {fwd['fastest']}/{trn['fastest']} rule {r['rule']}")
+    timing.log(f"{s[0]} k{s[1]} s{s[2]}: " + " | ".join(
+        f"{mode} " + " ".join(f"{n} {r[mode][n]:.0f}" for n in FNS if n in r[mode])
+        for mode in PASSES) + " GFLOP/s | fastest " + "/".join(r[m]["fastest"] for m in PASSES)
+        + " rule " + "/".join(rule))
   res["load_after"] = timing.loadavg()
   text = json.dumps(res, indent=1)
   print(text)

@@ -22,10 +22,10 @@ from jax.custom_derivatives import SymbolicZero
 
 from jal.models import conv_transpose
 
-__all__ = ["LOWERINGS", "conv", "conv_dense", "conv_slices", "dense_kernel", "im2col",
+__all__ = ["LOWERINGS", "conv", "conv_dense", "conv_rows", "conv_slices", "dense_kernel", "im2col",
            "lowering", "lowerings", "resolve_padding"]
 
-LOWERINGS = ("xla", "slices", "dense")
+LOWERINGS = ("xla", "slices", "rows", "dense")
 
 
 def resolve_padding(padding, in_hw: Sequence[int], kernel_hw: Sequence[int],
@@ -69,6 +69,33 @@ def conv_slices(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding
   out = jnp.dot(patches.reshape(n * ho * wo, k), kernel.reshape(kh * kw * c, o),
                 precision=precision)
   return out.reshape(n, ho, wo, o)
+
+
+def conv_rows(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,
+              precision=None) -> jax.Array:
+  """``x [n, H, W, C]`` ⋆ ``kernel [kh, kw, C, O]`` at stride 1, im2col on one axis only.
+
+  The ``kw`` horizontal shifts of ``x`` are concatenated on channels (``[n, H, Wo, kw·C]``,
+  ``kw``× the input instead of im2col's ``kh·kw``×), one matmul against the kernel laid out
+  ``[kw·C, kh·O]`` gives every vertical tap's contribution ``z [n, H, Wo, kh, O]``, and the
+  ``kh`` taps are summed from row-shifted slices of ``z`` (one fused pass). The products are
+  the convolution's, summed in another order. Negative padding crops, as in ``lax``.
+  """
+  if any(int(s) != 1 for s in strides):
+    raise ValueError(f"conv_rows needs unit strides, got {tuple(strides)}")
+  kh, kw, c, o = kernel.shape
+  n, h, w, _ = x.shape
+  (pt, pb), (pl, pr) = resolve_padding(padding, (h, w), (kh, kw), strides)
+  zero = jnp.zeros((), x.dtype)
+  xp = lax.pad(x, zero, ((0, 0, 0), (0, 0, 0), (pl, pr, 0), (0, 0, 0)))
+  wo = xp.shape[2] - kw + 1
+  ho = h + pt + pb - kh + 1
+  cols = xp if kw == 1 else jnp.concatenate([xp[:, :, j:j + wo] for j in range(kw)], axis=-1)
+  taps = kernel.transpose(1, 2, 0, 3).reshape(kw * c, kh * o)
+  z = jnp.dot(cols.reshape(n * h * wo, kw * c), taps, precision=precision)
+  z = lax.pad(z.reshape(n, h, wo, kh, o), zero,
+              ((0, 0, 0), (pt, pb, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)))
+  return sum(z[:, i:i + ho, :, i, :] for i in range(kh))
 
 
 def _taps_1d(size: int, out: int, k: int, stride: int, lo: int) -> np.ndarray:
@@ -128,8 +155,9 @@ def lowerings(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Seq
   convolutions with ≥ 128 input channels, the dense matmul on maps of ≤ 2×2 (padding taps
   dropped). At batch 128, XLA's input gradient is as fast as its forward pass on maps of
   16×16 and more, while its kernel gradient runs 3–7× slower than the sliced matmul's
-  (``patchesᵀ @ g``) everywhere. 5×5 kernels (LeNet-5) stay on XLA so that LeNet's results
-  stay bit-identical. Other backends keep their native convolution.
+  (``patchesᵀ @ g``) everywhere; at stride 1 the one-axis im2col (``conv_rows``) beats both
+  on the kernel gradient (session 16's split timings). 5×5 kernels (LeNet-5) stay on XLA
+  so that LeNet's results stay bit-identical. Other backends keep their native convolution.
   """
   backend = backend or jax.default_backend()
   if backend != "cpu":
@@ -146,8 +174,15 @@ def lowerings(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Seq
   strided = any(s > 1 for s in strides)
   forward = "slices" if (strided and cin >= 128) or cin >= 512 else "xla"
   # patchesᵀ·g with a handful of output columns is bound by writing the patches (VAE's
-  # 29×29×32 → 1 output layer: 319 vs 27 ms for XLA's, BUILD_NOTES.md).
-  kernel_grad = "xla" if cout < 8 else "slices"
+  # 29×29×32 → 1 output layer: 319 vs 27 ms for XLA's, BUILD_NOTES.md). At stride 1 the
+  # one-axis im2col writes a third of them: 1.2–1.5× the sliced matmul from 4×4 to 32×32
+  # maps once the input has channels enough for its matmul (K = kw·C; 3 channels: 0.3×).
+  if cout < 8:
+    kernel_grad = "xla"
+  elif not strided and cin >= 16:
+    kernel_grad = "rows"
+  else:
+    kernel_grad = "slices"
   return forward, "xla" if h * w >= 256 else "slices", kernel_grad
 
 
@@ -229,4 +264,4 @@ def _is_nhwc(dn) -> bool:
   return tuple(dn) == ("NHWC", "HWIO", "NHWC")
 
 
-_BY_NAME = {"slices": conv_slices, "dense": conv_dense}
+_BY_NAME = {"slices": conv_slices, "rows": conv_rows, "dense": conv_dense}

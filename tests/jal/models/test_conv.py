@@ -92,8 +92,15 @@ def test_dispatched_conv_equals_xla_on_every_model_shape():
   custom JVP where they differ)."""
   _check_all(lambda x, w, s, p: conv.conv(x, w, s, p, dimension_numbers=DN), SHAPES)
   assert {conv.lowerings((128, *s[0]), s[1], s[2], "cpu") for s in SHAPES} >= {
-      ("xla",) * 3, ("xla", "slices", "slices"), ("xla", "xla", "slices"), ("slices",) * 3,
-      ("dense",) * 3, ("dense", "slices", "slices")}
+      ("xla",) * 3, ("xla", "slices", "rows"), ("xla", "xla", "rows"), ("xla", "xla", "slices"),
+      ("slices",) * 3, ("dense",) * 3, ("dense", "slices", "slices")}
+
+
+@pytest.mark.slow
+def test_rows_lowering_equals_xla_on_every_stride_one_model_shape():
+  unit = [s for s in SHAPES if s[2] == (1, 1)]
+  assert len(unit) >= 10
+  _check_all(conv.conv_rows, unit)
 
 
 @pytest.mark.slow
@@ -109,6 +116,12 @@ def test_lowerings_on_odd_paddings_and_strides():
            for strides in [(1, 1), (2, 2), (2, 1)]]
   for fn in (conv.conv_slices, conv.conv_dense):
     _check_all(fn, specs, n=3)
+  # The one-axis im2col: stride 1 only; negative padding crops as in lax.
+  unit = [s for s in specs if s[2] == (1, 1)] + [((5, 6, 3), (3, 3, 3, 4), (1, 1),
+                                                 ((-1, 2), (1, -1)))]
+  _check_all(conv.conv_rows, unit, n=3)
+  with pytest.raises(ValueError, match="unit strides"):
+    conv.conv_rows(jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 2)), (2, 1), "SAME")
 
 
 def test_dense_kernel_drops_padding_taps():
