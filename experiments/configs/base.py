@@ -45,7 +45,9 @@ TRAIN_TRANSFORMS = ("none", "keep_probability_imbalance", "long_tail", "class_im
 # SAAL's mode / ρ / candidates, ActiveFT's optimisation; the learned baselines' (BASELINES.md
 # §1–3) LossPrediction detach epoch and extra epochs, WAAL's / VAAL's variant ("authors" |
 # "deepalplus") and cap on the unlabeled rows of an epoch, VAAL's epochs; BRAL-T's selection
-# readings (issue 16: one global ranking of actions, fill by score). Only the chosen
+# readings (issue 16: one global ranking of actions, fill by score) and its OT cost settings
+# (Sinkhorn cloud cap, relative ε, over-relaxation: the CPU concessions of the reduced
+# protocols, settable on the paper's protocols too). Only the chosen
 # strategy's constructor receives the ones it takes.
 STRATEGY_OPTIONS = {"step_size": float, "function": str, "eta": float, "query": str,
                     "max_columns": int, "agent_rounds": str, "agent_file": str, "agent_dir": str,
@@ -54,7 +56,8 @@ STRATEGY_OPTIONS = {"step_size": float, "function": str, "eta": float, "query": 
                     "iters": int, "lr": float, "temperature": float, "balance": float,
                     "detach_epoch": int, "extra_epochs": int, "variant": str,
                     "unlabeled_per_epoch": int, "vae_epochs": int,
-                    "global_ranking": bool, "fill": str}
+                    "global_ranking": bool, "fill": str, "max_points": int,
+                    "rel_epsilon": float, "ot_momentum": float}
 
 
 def _optional(value, kind):
