@@ -41,14 +41,15 @@ def _xla(x, w, strides, padding):
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-FNS = {"xla": _xla, "slices": conv.conv_slices, "rows": conv.conv_rows, "dense": conv.conv_dense}
+FNS = {"xla": _xla, "slices": conv.conv_slices, "rows": conv.conv_rows,
+       "rows_blocked": conv.conv_rows_blocked, "dense": conv.conv_dense}
 PASSES = ("forward", "input_grad", "kernel_grad")
 
 
 def _applicable(name: str, in_shape, strides) -> bool:
   if name == "dense":
     return in_shape[0] * in_shape[1] <= 16
-  if name == "rows":
+  if name in ("rows", "rows_blocked"):
     return all(s == 1 for s in strides)
   return True
 

@@ -92,8 +92,23 @@ def test_dispatched_conv_equals_xla_on_every_model_shape():
   custom JVP where they differ)."""
   _check_all(lambda x, w, s, p: conv.conv(x, w, s, p, dimension_numbers=DN), SHAPES)
   assert {conv.lowerings((128, *s[0]), s[1], s[2], "cpu") for s in SHAPES} >= {
-      ("xla",) * 3, ("xla", "slices", "rows"), ("xla", "xla", "rows"), ("xla", "xla", "slices"),
-      ("slices",) * 3, ("dense",) * 3, ("dense", "slices", "slices")}
+      ("xla",) * 3, ("xla", "slices", "rows"), ("rows_blocked", "xla", "rows_blocked"),
+      ("rows_blocked", "rows_blocked", "rows"), ("rows_blocked",) * 3,
+      ("xla", "xla", "slices"), ("slices",) * 3, ("dense",) * 3, ("dense", "slices", "slices")}
+
+
+def test_blocked_rows_lowering_equals_xla_across_blocks(monkeypatch):
+  """Blocks of two images out of six (a working-set budget of two images) on stride-1 model
+  shapes."""
+  unit = [s for s in SHAPES if s[2] == (1, 1) and s[1][:2] == (3, 3) and s[0][0] in (7, 16)]
+  assert len(unit) >= 2
+  assert conv.rows_block((6, 7, 7, 64), (3, 3, 64, 64), budget=3 * 4 * 49 * 384) == 3
+  assert conv.rows_block((7, 7, 7, 64), (3, 3, 64, 64), budget=3 * 4 * 49 * 384) == 1
+  for spec in unit:
+    (h, w, c), (kh, kw, _, o) = spec[0], spec[1]
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 2 * 4 * h * w * (kw * c + kh * o))
+    assert conv.rows_block((6, h, w, c), spec[1]) == 2
+    _check_all(conv.conv_rows_blocked, [spec], n=6)
 
 
 @pytest.mark.slow
