@@ -98,17 +98,22 @@ def test_dispatched_conv_equals_xla_on_every_model_shape():
 
 
 def test_blocked_rows_lowering_equals_xla_across_blocks(monkeypatch):
-  """Blocks of two images out of six (a working-set budget of two images) on stride-1 model
-  shapes."""
+  """Blocks of three images (a working-set budget of three images) on stride-1 model shapes,
+  over a batch of seven: three blocks, the last padded with two zero images."""
   unit = [s for s in SHAPES if s[2] == (1, 1) and s[1][:2] == (3, 3) and s[0][0] in (7, 16)]
   assert len(unit) >= 2
-  assert conv.rows_block((6, 7, 7, 64), (3, 3, 64, 64), budget=3 * 4 * 49 * 384) == 3
-  assert conv.rows_block((7, 7, 7, 64), (3, 3, 64, 64), budget=3 * 4 * 49 * 384) == 1
+  image = 4 * 49 * (3 * 64 + 3 * 64)
+  assert conv.rows_block((6, 7, 7, 64), (3, 3, 64, 64), budget=3 * image + 1) == 3
+  assert conv.rows_block((2, 7, 7, 64), (3, 3, 64, 64), budget=3 * image) == 2
+  assert conv.rows_block((6, 7, 7, 64), (3, 3, 64, 64), budget=1) == 1
+  assert conv.rows_block((128, 7, 7, 64), (3, 3, 64, 64), budget=111 * image) == 64
+  assert conv.rows_block((130, 7, 7, 64), (3, 3, 64, 64), budget=50 * image) == 26
+  assert conv.rows_block((131, 7, 7, 64), (3, 3, 64, 64), budget=50 * image) == 44
   for spec in unit:
     (h, w, c), (kh, kw, _, o) = spec[0], spec[1]
-    monkeypatch.setattr(conv, "BLOCK_BYTES", 2 * 4 * h * w * (kw * c + kh * o))
-    assert conv.rows_block((6, h, w, c), spec[1]) == 2
-    _check_all(conv.conv_rows_blocked, [spec], n=6)
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 3 * 4 * h * w * (kw * c + kh * o))
+    assert conv.rows_block((7, h, w, c), spec[1]) == 3
+    _check_all(conv.conv_rows_blocked, [spec], n=7)
 
 
 @pytest.mark.slow
