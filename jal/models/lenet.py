@@ -5,12 +5,13 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jal.models.layers import Conv, Linear
+from jal.models.pool import max_pool
 
 __all__ = ["LeNet5"]
 
 
 def _pool(x: jax.Array) -> jax.Array:
-  return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
+  return max_pool(x, window_shape=(2, 2), strides=(2, 2))
 
 
 class LeNet5(nnx.Module):

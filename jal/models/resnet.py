@@ -5,6 +5,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jal.models.layers import BatchNorm, Conv, Linear
+from jal.models.pool import max_pool
 
 __all__ = ["ResNet18", "STEMS"]
 
@@ -96,7 +97,7 @@ class ResNet18(nnx.Module):
       x = self.adapter(x)
     h = jax.nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
     if self.stem != "cifar":
-      h = nnx.max_pool(h, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+      h = max_pool(h, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     stages = []
     for i, block in enumerate(self.blocks):
       h = block(h, train)
