@@ -208,10 +208,14 @@ def lowerings(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Seq
     return "xla", "xla", "xla"
   if kh == kw == 1:
     return "slices", "slices", "slices"
+  strided = any(s > 1 for s in strides)
   if h * w <= 4:
     back = "dense" if h * w == 1 else "slices"
-    return "dense", back, back
-  strided = any(s > 1 for s in strides)
+    # The dense matrix (H·W·C × Ho·Wo·O) pays off over large batches only: at 2×2 stride 1,
+    # batch 128, the one-axis im2col runs 107–117 GFLOP/s against dense's 46–64 (1,024:
+    # dense 238–313 against 88–113; session 17).
+    small = in_shape[0] < 512 and h * w > 1 and not strided
+    return ("rows" if small else "dense"), back, back
   if not strided and (kh, kw) == (3, 3) and cin >= 16 and cout >= 8:
     # ResNet's 3×3 stride-1 convolutions, with channels enough for the one-axis im2col's
     # matmul (K = kw·C): blocked over the batch so its patches stay in cache. Session 16's

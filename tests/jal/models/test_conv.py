@@ -94,7 +94,11 @@ def test_dispatched_conv_equals_xla_on_every_model_shape():
   assert {conv.lowerings((128, *s[0]), s[1], s[2], "cpu") for s in SHAPES} >= {
       ("xla",) * 3, ("xla", "slices", "rows"), ("rows_blocked", "xla", "rows_blocked"),
       ("rows_blocked", "rows_blocked", "rows"), ("rows_blocked",) * 3,
-      ("xla", "xla", "slices"), ("slices",) * 3, ("dense",) * 3, ("dense", "slices", "slices")}
+      ("xla", "xla", "slices"), ("slices",) * 3, ("dense",) * 3, ("dense", "slices", "slices"),
+      ("rows", "slices", "slices")}
+  # 2×2 maps: the dense matrix forward over large batches only.
+  assert conv.lowerings((1024, 2, 2, 512), (3, 3, 512, 512), (1, 1), "cpu")[0] == "dense"
+  assert conv.lowerings((128, 2, 2, 512), (3, 3, 512, 512), (1, 1), "cpu")[0] == "rows"
 
 
 def test_blocked_rows_lowering_equals_xla_across_blocks(monkeypatch):
