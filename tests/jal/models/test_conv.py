@@ -87,10 +87,24 @@ def test_slices_lowering_equals_xla_on_every_model_shape():
   _check_all(conv.conv_slices, SHAPES)
 
 
+def _dispatched(x, w, s, p):
+  return conv.conv(x, w, s, p, dimension_numbers=DN)
+
+
+@pytest.mark.slow  # the default suite checks one shape per combination of lowerings
 def test_dispatched_conv_equals_xla_on_every_model_shape():
+  _check_all(_dispatched, SHAPES)
+
+
+def test_dispatched_conv_equals_xla_on_each_combination_of_lowerings():
   """``conv`` as the models call it: forward and backward lowerings picked per shape (a
-  custom JVP where they differ)."""
-  _check_all(lambda x, w, s, p: conv.conv(x, w, s, p, dimension_numbers=DN), SHAPES)
+  custom JVP where they differ), on the first model shape of each combination the rules
+  pick at the check's batch of 2."""
+  first = {}
+  for s in SHAPES:
+    first.setdefault(conv.lowerings((2, *s[0]), s[1], s[2], "cpu"), s)
+  assert len(first) >= 6
+  _check_all(_dispatched, list(first.values()))
   assert {conv.lowerings((128, *s[0]), s[1], s[2], "cpu") for s in SHAPES} >= {
       ("xla",) * 3, ("xla", "slices", "rows"), ("rows_blocked", "xla", "rows_blocked"),
       ("rows_blocked", "rows_blocked", "rows"), ("rows_blocked",) * 3,
