@@ -41,8 +41,8 @@ def _xla(x, w, strides, padding):
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-FNS = {"xla": _xla, "slices": conv.conv_slices, "rows": conv.conv_rows,
-       "rows_blocked": conv.conv_rows_blocked, "dense": conv.conv_dense}
+FNS = {"xla": _xla, "slices": conv.conv_slices, "slices_blocked": conv.conv_slices_blocked,
+       "rows": conv.conv_rows, "rows_blocked": conv.conv_rows_blocked, "dense": conv.conv_dense}
 PASSES = ("forward", "input_grad", "kernel_grad")
 
 

@@ -23,11 +23,11 @@ from jax.custom_derivatives import SymbolicZero
 from jal.models import conv_transpose
 
 __all__ = ["BLOCK_BYTES", "LOWERINGS", "conv", "conv_dense", "conv_rows", "conv_rows_blocked",
-           "conv_slices", "dense_kernel", "im2col", "lowering", "lowerings", "resolve_padding",
-           "rows_block"]
+           "conv_slices", "conv_slices_blocked", "dense_kernel", "im2col", "lowering", "lowerings",
+           "resolve_padding", "rows_block", "slices_block"]
 
-LOWERINGS = ("xla", "slices", "rows", "rows_blocked", "dense")
-# Working set of one block of ``conv_rows_blocked``: the one-axis patches and the taps' output.
+LOWERINGS = ("xla", "slices", "slices_blocked", "rows", "rows_blocked", "dense")
+# Working set of one block of the blocked lowerings: the patches and the output.
 BLOCK_BYTES = 8 << 20
 
 
@@ -101,15 +101,10 @@ def conv_rows(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,
   return sum(z[:, i:i + ho, :, i, :] for i in range(kh))
 
 
-def rows_block(in_shape: Sequence[int], kernel_shape: Sequence[int],
-               budget: int | None = None) -> int:
-  """Images per block of ``conv_rows_blocked``, at most ``cap``: as many as keep the block's
-  one-axis patches and tap outputs (float32) within ``budget`` bytes (default
-  ``BLOCK_BYTES``). The largest divisor of the batch when one is at least ``cap / 2`` (no
-  padding), else equal blocks over ``⌈n / cap⌉`` (fewer than one block of padding)."""
-  n, h, w, _ = in_shape
-  kh, kw, c, o = kernel_shape
-  per_image = 4 * h * w * (kw * c + kh * o)
+def _batch_block(n: int, per_image: int, budget: int | None) -> int:
+  """Images per block, at most ``cap = budget // per_image`` (default ``BLOCK_BYTES``): the
+  largest divisor of ``n`` when one is at least ``cap / 2`` (no padding), else equal blocks
+  over ``⌈n / cap⌉`` (fewer than one block of padding)."""
   cap = int(min(n, max(1, (BLOCK_BYTES if budget is None else budget) // per_image)))
   divisor = max(d for d in range(1, cap + 1) if n % d == 0)
   if 2 * divisor >= cap:
@@ -117,25 +112,57 @@ def rows_block(in_shape: Sequence[int], kernel_shape: Sequence[int],
   return -(-n // -(-n // cap))
 
 
-def conv_rows_blocked(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,
-                      precision=None) -> jax.Array:
-  """``conv_rows`` over blocks of ``rows_block`` images (``lax.map``; a batch that is not a
-  multiple is padded with zero images, cut off after), so that each block's patches stay in
-  cache: on this 2-core VM a pass over memory runs at ≈ 3 GB/s, and the blocked form runs
-  1.3–2× the unblocked one on maps of 7×7 and more (BUILD_NOTES.md). Each block is
-  rematerialised (``jax.checkpoint``): its derivatives rebuild the block's patches in cache
-  instead of saving every block's for the backward pass (kernel gradient 1.2–1.4× faster,
-  session 17)."""
+def rows_block(in_shape: Sequence[int], kernel_shape: Sequence[int],
+               budget: int | None = None) -> int:
+  """Images per block of ``conv_rows_blocked``: as many as keep the block's one-axis patches
+  and tap outputs (float32) within ``budget`` bytes (default ``BLOCK_BYTES``)."""
+  n, h, w, _ = in_shape
+  kh, kw, c, o = kernel_shape
+  return _batch_block(n, 4 * h * w * (kw * c + kh * o), budget)
+
+
+def slices_block(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Sequence[int],
+                 budget: int | None = None) -> int:
+  """Images per block of ``conv_slices_blocked``: as many as keep the block's patches and
+  output (float32) within ``budget`` bytes (default ``BLOCK_BYTES``)."""
+  n, h, w, _ = in_shape
+  kh, kw, c, o = kernel_shape
+  positions = -(-h // strides[0]) * -(-w // strides[1])
+  return _batch_block(n, 4 * positions * (kh * kw * c + o), budget)
+
+
+def _over_blocks(fn, block: int, x, kernel, strides, padding, precision):
+  """``fn`` over blocks of ``block`` images (``lax.map``; a batch that is not a multiple is
+  padded with zero images, cut off after). Each block is rematerialised (``jax.checkpoint``):
+  derivatives rebuild the block's patches in cache instead of saving every block's for the
+  backward pass (kernel gradient 1.2–1.4× faster, session 17)."""
   n = x.shape[0]
-  block = rows_block(x.shape, kernel.shape)
   if block >= n:
-    return conv_rows(x, kernel, strides, padding, precision)
+    return fn(x, kernel, strides, padding, precision)
   blocks = -(-n // block)
   if blocks * block != n:
     x = jnp.pad(x, ((0, blocks * block - n), (0, 0), (0, 0), (0, 0)))
-  block_conv = jax.checkpoint(lambda xb, k: conv_rows(xb, k, strides, padding, precision))
+  block_conv = jax.checkpoint(lambda xb, k: fn(xb, k, strides, padding, precision))
   y = lax.map(lambda xb: block_conv(xb, kernel), x.reshape(blocks, block, *x.shape[1:]))
   return y.reshape(blocks * block, *y.shape[2:])[:n]
+
+
+def conv_rows_blocked(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,
+                      precision=None) -> jax.Array:
+  """``conv_rows`` over blocks of ``rows_block`` images, so that each block's patches stay
+  in cache: on this 2-core VM a pass over memory runs at 3–6 GB/s, and the blocked form runs
+  1.3–2× the unblocked one on maps of 7×7 and more (BUILD_NOTES.md)."""
+  return _over_blocks(conv_rows, rows_block(x.shape, kernel.shape), x, kernel, strides,
+                      padding, precision)
+
+
+def conv_slices_blocked(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,
+                        precision=None) -> jax.Array:
+  """``conv_slices`` over blocks of ``slices_block`` images: at batch 1,024 the strided
+  convolutions' patches leave the cache (7×7×64 → 128 at stride 2: 114–121 GFLOP/s blocked,
+  45–51 unblocked, XLA's 64–69; session 17)."""
+  return _over_blocks(conv_slices, slices_block(x.shape, kernel.shape, strides), x, kernel,
+                      strides, padding, precision)
 
 
 def _taps_1d(size: int, out: int, k: int, stride: int, lo: int) -> np.ndarray:
@@ -232,6 +259,10 @@ def lowerings(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Seq
     kernel_grad = "rows_blocked" if h * w >= 64 else "rows"
     return forward, input_grad, kernel_grad
   forward = "slices" if (strided and cin >= 128) or cin >= 512 else "xla"
+  if strided and in_shape[0] >= 512:
+    # Large (inference) batches: the sliced matmul in cached blocks (session 17, batch 1,024:
+    # 7×7×64 → 128 114–121 GFLOP/s vs XLA's 64–69; the 7×7/2 stem on 28×28×3 58–68 vs 46–48).
+    forward = "slices_blocked"
   # patchesᵀ·g with a handful of output columns is bound by writing the patches (VAE's
   # 29×29×32 → 1 output layer: 319 vs 27 ms for XLA's, BUILD_NOTES.md). At stride 1 the
   # one-axis im2col writes a third of them (1.2–1.5× the sliced matmul on ResNet's shapes).
@@ -325,5 +356,5 @@ def _is_nhwc(dn) -> bool:
   return tuple(dn) == ("NHWC", "HWIO", "NHWC")
 
 
-_BY_NAME = {"slices": conv_slices, "rows": conv_rows, "rows_blocked": conv_rows_blocked,
-            "dense": conv_dense}
+_BY_NAME = {"slices": conv_slices, "slices_blocked": conv_slices_blocked, "rows": conv_rows,
+            "rows_blocked": conv_rows_blocked, "dense": conv_dense}

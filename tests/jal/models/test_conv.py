@@ -110,6 +110,9 @@ def test_dispatched_conv_equals_xla_on_each_combination_of_lowerings():
       ("rows_blocked", "rows_blocked", "rows"), ("rows_blocked",) * 3,
       ("xla", "xla", "slices"), ("slices",) * 3, ("dense",) * 3, ("dense", "slices", "slices"),
       ("rows", "slices", "slices")}
+  # Strided convolutions at inference batches: the sliced matmul in cached blocks.
+  assert conv.lowerings((1024, 28, 28, 3), (7, 7, 3, 64), (2, 2), "cpu")[0] == "slices_blocked"
+  assert conv.lowerings((128, 28, 28, 3), (7, 7, 3, 64), (2, 2), "cpu")[0] == "xla"
   # 2×2 maps: the dense matrix forward over large batches only.
   assert conv.lowerings((1024, 2, 2, 512), (3, 3, 512, 512), (1, 1), "cpu")[0] == "dense"
   assert conv.lowerings((128, 2, 2, 512), (3, 3, 512, 512), (1, 1), "cpu")[0] == "rows"
@@ -209,3 +212,22 @@ def test_model_with_chosen_lowerings_equals_xla_everywhere(name, shape, kw, monk
   monkeypatch.setattr(conv, "lowerings", lambda *a, **k: ("xla",) * 3)
   ref = jax.jit(lambda v, x: net.apply(v, x)[0])(v, x)
   np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(ref))))
+
+
+def test_blocked_slices_lowering_equals_xla_across_blocks(monkeypatch):
+  """Blocks of three images over a batch of seven (the last padded) on the strided model
+  shapes with 3×3 and 7×7 kernels, stems included."""
+  strided = {}
+  for s in SHAPES:  # the first of each kernel size: 3×3 (ResNet's stages), 7×7 (the stem)
+    if s[2] == (2, 2) and s[1][0] > 1 and s[0][0] >= 7:
+      strided.setdefault(s[1][0], s)
+  assert set(strided) == {3, 7}
+  assert conv.slices_block((7, 7, 7, 64), (3, 3, 64, 128), (2, 2), budget=1) == 1
+  image = 4 * 16 * (9 * 64 + 128)
+  assert conv.slices_block((1024, 7, 7, 64), (3, 3, 64, 128), (2, 2),
+                           budget=128 * image) == 128
+  for spec in strided.values():
+    (h, w, c), (kh, kw, _, o), (sh, sw) = spec[0], spec[1], spec[2]
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 3 * 4 * -(-h // sh) * -(-w // sw) * (kh * kw * c + o))
+    assert conv.slices_block((7, h, w, c), spec[1], spec[2]) == 3
+    _check_all(conv.conv_slices_blocked, [spec], n=7)
