@@ -259,9 +259,11 @@ def lowerings(in_shape: Sequence[int], kernel_shape: Sequence[int], strides: Seq
     kernel_grad = "rows_blocked" if h * w >= 64 else "rows"
     return forward, input_grad, kernel_grad
   forward = "slices" if (strided and cin >= 128) or cin >= 512 else "xla"
-  if strided and in_shape[0] >= 512:
+  if strided and in_shape[0] >= 512 and cin >= 3:
     # Large (inference) batches: the sliced matmul in cached blocks (session 17, batch 1,024:
     # 7×7×64 → 128 114–121 GFLOP/s vs XLA's 64–69; the 7×7/2 stem on 28×28×3 58–68 vs 46–48).
+    # On one input channel (the grayscale stem with its adapter folded in) XLA's stays:
+    # 64–76 ms vs 84–100 at 28×28×1 → 14×14×64 /2, batch 1,024 (session 18).
     forward = "slices_blocked"
   # patchesᵀ·g with a handful of output columns is bound by writing the patches (VAE's
   # 29×29×32 → 1 output layer: 319 vs 27 ms for XLA's, BUILD_NOTES.md). At stride 1 the

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jal.models import conv, taps
 from jal.models.layers import BatchNorm, Conv, Linear
 from jal.models.pool import max_pool
 
@@ -93,9 +94,13 @@ class ResNet18(nnx.Module):
     reads (``Net.apply_features``): the outputs of the four stages (layer1..layer4),
     ``[n, h_k, w_k, width·2^k]``.
     """
-    if self.gray:
-      x = self.adapter(x)
-    h = jax.nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
+    if not self.gray:
+      h = self.conv1(x)
+    elif taps.is_recording():  # layer-wise per-example gradients read both layers' taps
+      h = self.conv1(self.adapter(x))
+    else:
+      h = _gray_stem(self.adapter, self.conv1, x)
+    h = jax.nn.relu(self.bn1(h, use_running_average=not train))
     if self.stem != "cifar":
       h = max_pool(h, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     stages = []
@@ -107,3 +112,25 @@ class ResNet18(nnx.Module):
     on = train if dropout is None else dropout
     logits = self.head(self.drop(emb, deterministic=not on, rngs=rngs))
     return (logits, emb, tuple(stages)) if features else (logits, emb)
+
+
+def _gray_stem(adapter: Conv, stem: Conv, x: jax.Array) -> jax.Array:
+  """``stem(adapter(x))`` for ``x [n, H, W, 1]`` as one convolution on the single channel.
+
+  Both layers are linear, so the stem's kernel ``[kh, kw, 3, O]`` contracted with the 1×1
+  adapter's ``[3]`` weights is a ``[kh, kw, 1, O]`` kernel; the adapter's bias, which the
+  stem's zero padding does not see at the borders, becomes the stem applied to one constant
+  image ``[1, H, W, 3]`` (a ``[1, Ho, Wo, O]`` offset). Exact up to float rounding, with a
+  third of the stem's multiply-adds (BUILD_NOTES.md, session 18); gradients reach both
+  layers' parameters through the contraction.
+  """
+  w = stem.kernel[...]
+  pad = stem.padding
+  pad = ((pad, pad),) * 2 if isinstance(pad, int) else pad
+  strides = stem.strides
+  strides = (strides,) * 2 if isinstance(strides, int) else tuple(strides)
+  dn = ("NHWC", "HWIO", "NHWC")
+  folded = jnp.einsum("c,hwco->hwo", adapter.kernel[...][0, 0, 0], w)[:, :, None, :]
+  offset = jnp.broadcast_to(adapter.bias[...], (1, *x.shape[1:3], w.shape[2]))
+  return (conv.conv(x, folded, strides, pad, dimension_numbers=dn)
+          + conv.conv(offset, w, strides, pad, dimension_numbers=dn))

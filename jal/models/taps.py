@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-__all__ = ["Tap", "Recording", "recording", "tap"]
+__all__ = ["Tap", "Recording", "is_recording", "recording", "tap"]
 
 
 class Tap(NamedTuple):
@@ -53,6 +53,11 @@ def recording(eps: list[jax.Array] | None = None):
     yield rec
   finally:
     _ACTIVE.reset(token)
+
+
+def is_recording() -> bool:
+  """Whether a ``recording`` is active (layers must then run as themselves, one tap each)."""
+  return _ACTIVE.get() is not None
 
 
 def tap(layer: Any, x: jax.Array, out: jax.Array) -> jax.Array:

@@ -24,7 +24,11 @@ def _model_conv_shapes():
   """(input HWC, kernel, strides, padding) of every convolution of the models above."""
   out = set()
   for name, shape, kw in MODEL_SPECS:
-    out.update(conv_shapes(jal.make_net(name, shape, 10, **kw), shape))
+    found = conv_shapes(jal.make_net(name, shape, 10, **kw), shape)
+    out.update(found)
+    if found[0][1] == (1, 1, 1, 3):  # ResNet's grayscale stem also runs folded, on 1 channel
+      (h, w, _), (kh, kw_, _, o), strides, pad = found[1]
+      out.add(((h, w, 1), (kh, kw_, 1, o), strides, pad))
   return sorted(out, key=str)
 
 
@@ -113,6 +117,9 @@ def test_dispatched_conv_equals_xla_on_each_combination_of_lowerings():
   # Strided convolutions at inference batches: the sliced matmul in cached blocks.
   assert conv.lowerings((1024, 28, 28, 3), (7, 7, 3, 64), (2, 2), "cpu")[0] == "slices_blocked"
   assert conv.lowerings((128, 28, 28, 3), (7, 7, 3, 64), (2, 2), "cpu")[0] == "xla"
+  assert conv.lowerings((1024, 28, 28, 1), (7, 7, 1, 64), (2, 2), "cpu")[0] == "xla"
+  assert (((28, 28, 1), (7, 7, 1, 64), (2, 2), ((3, 3), (3, 3))) in SHAPES
+          or ((28, 28, 1), (7, 7, 1, 64), (2, 2), 3) in SHAPES)
   # 2×2 maps: the dense matrix forward over large batches only.
   assert conv.lowerings((1024, 2, 2, 512), (3, 3, 512, 512), (1, 1), "cpu")[0] == "dense"
   assert conv.lowerings((128, 2, 2, 512), (3, 3, 512, 512), (1, 1), "cpu")[0] == "rows"

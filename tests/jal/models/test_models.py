@@ -195,6 +195,55 @@ def test_resnet18_small_param_counts_and_adapter(c, stem):
   assert v.params["conv1"]["kernel"].shape == ((3, 3) if stem == "cifar" else (7, 7)) + (3, 4)
 
 
+@pytest.mark.parametrize("stem", STEMS)
+def test_gray_stem_folds_the_adapter_exactly(stem):
+  """The grayscale stem runs as one convolution with the 1×1 adapter folded into its kernel
+  (and its bias into a border-aware offset); it must equal the two layers run one after the
+  other (what a taps recording runs), in value and in the gradient of every parameter."""
+  from jal.models import resnet, taps
+  net = jal.make_net("resnet18", (12, 12, 1), K, width=4, stem=stem)
+  v = _random_variables(net, 3)
+  rng = np.random.default_rng(4)
+  params = jax.tree_util.tree_map_with_path(  # a bias that the stem's padding cannot see
+      lambda path, a: jnp.asarray(rng.normal(size=a.shape), a.dtype)
+      if "adapter" in str(path) and "bias" in str(path) else a, v.params)
+  x = _x((12, 12, 1), n=3, seed=5)
+
+  @functools.partial(jax.jit, static_argnums=1)
+  def stems(p, folded):
+    model = nnx.merge(net.graphdef, p, v.extra)
+    if folded:
+      return resnet._gray_stem(model.adapter, model.conv1, x)
+    with taps.recording():
+      return model.conv1(model.adapter(x))
+
+  folded, plain = stems(params, True), stems(params, False)
+  assert np.abs(np.asarray(plain)).max() > 0.1
+  np.testing.assert_allclose(folded, plain, rtol=1e-5, atol=1e-5)
+  g = jnp.asarray(rng.normal(size=plain.shape), jnp.float32)
+  grads = [jax.jit(jax.grad(lambda p, f=f: jnp.sum(stems(p, f) * g)))(params)
+           for f in (True, False)]
+  for name in ("adapter", "conv1"):
+    for a, b in zip(jax.tree.leaves(grads[0][name]), jax.tree.leaves(grads[1][name]),
+                    strict=True):
+      assert np.abs(np.asarray(b)).max() > 0
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(np.asarray(b)).max())
+  if stem != "imagenet":
+    return
+  # The whole net takes the folded path outside a recording (one stem: compiles are slow).
+  variables = v._replace(params=params)
+
+  @functools.partial(jax.jit, static_argnums=1)
+  def logits(variables, recorded):
+    if not recorded:
+      return net.apply(variables, x)[0]
+    with taps.recording():
+      return net.apply(variables, x)[0]
+
+  np.testing.assert_allclose(logits(variables, False), logits(variables, True), rtol=1e-4,
+                             atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- BatchNorm
 
 
