@@ -24,7 +24,7 @@ from jal.models import conv_transpose
 
 __all__ = ["BLOCK_BYTES", "LOWERINGS", "conv", "conv_dense", "conv_rows", "conv_rows_blocked",
            "conv_slices", "conv_slices_blocked", "dense_kernel", "im2col", "lowering", "lowerings",
-           "resolve_padding", "rows_block", "slices_block"]
+           "resolve_padding", "rows_block", "slices_block", "window_slices"]
 
 LOWERINGS = ("xla", "slices", "slices_blocked", "rows", "rows_blocked", "dense")
 # Working set of one block of the blocked lowerings: the patches and the output.
@@ -41,26 +41,33 @@ def resolve_padding(padding, in_hw: Sequence[int], kernel_hw: Sequence[int],
   return [(int(lo), int(hi)) for lo, hi in padding]
 
 
-def im2col(x: jax.Array, kernel_hw: Sequence[int], strides: Sequence[int],
-           padding) -> jax.Array:
-  """Patches of ``x [n, H, W, C]`` for a ``kh×kw`` window: ``[n, Ho, Wo, kh·kw·C]``.
-
-  Built from ``kh·kw`` strided slices of the padded input concatenated on channels, ordered
-  ``(i, j, c)`` so that ``patches @ kernel.reshape(kh·kw·C, O)`` is the convolution.
-  """
+def window_slices(x: jax.Array, kernel_hw: Sequence[int], strides: Sequence[int],
+                  padding, fill: float = 0.0) -> list[jax.Array]:
+  """The ``kh·kw`` strided slices of ``x [n, H, W, C]`` padded with ``fill``, one per window
+  position ``(i, j)`` in row-major order, each ``[n, Ho, Wo, C]``: slice ``(i, j)`` holds, at
+  output ``(p, q)``, the input at window offset ``(i, j)`` of that output's window."""
   kh, kw = kernel_hw
   sh, sw = strides
   pads = resolve_padding(padding, x.shape[1:3], kernel_hw, strides)
   if any(lo or hi for lo, hi in pads):
-    x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    x = lax.pad(x, jnp.asarray(fill, x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads),
+                                                (0, 0, 0)))
   ho = (x.shape[1] - kh) // sh + 1
   wo = (x.shape[2] - kw) // sw + 1
-  if kh == kw == 1:
-    return x[:, :(ho - 1) * sh + 1:sh, :(wo - 1) * sw + 1:sw, :]
-  cols = [lax.slice(x, (0, i, j, 0), (x.shape[0], i + (ho - 1) * sh + 1,
-                                       j + (wo - 1) * sw + 1, x.shape[3]), (1, sh, sw, 1))
+  return [lax.slice(x, (0, i, j, 0), (x.shape[0], i + (ho - 1) * sh + 1,
+                                      j + (wo - 1) * sw + 1, x.shape[3]), (1, sh, sw, 1))
           for i in range(kh) for j in range(kw)]
-  return jnp.concatenate(cols, axis=-1)
+
+
+def im2col(x: jax.Array, kernel_hw: Sequence[int], strides: Sequence[int],
+           padding) -> jax.Array:
+  """Patches of ``x [n, H, W, C]`` for a ``kh×kw`` window: ``[n, Ho, Wo, kh·kw·C]``.
+
+  ``window_slices`` of the zero-padded input concatenated on channels, ordered ``(i, j, c)``
+  so that ``patches @ kernel.reshape(kh·kw·C, O)`` is the convolution.
+  """
+  cols = window_slices(x, kernel_hw, strides, padding)
+  return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
 
 
 def conv_slices(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,

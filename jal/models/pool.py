@@ -18,6 +18,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
+from jal.models.conv import window_slices
+
 __all__ = ["max_pool"]
 
 
@@ -49,17 +51,6 @@ def _reduce(x, window, strides, padding):
                            ((0, 0), *padding, (0, 0)))
 
 
-def _windows(x, window, strides, padding, fill, out_hw):
-  """The ``kh·kw`` strided slices of the padded ``x``, one per window position, each
-  ``[n, Ho, Wo, C]``, row-major."""
-  xp = lax.pad(x, jnp.asarray(fill, x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in padding),
-                                              (0, 0, 0)))
-  (sh, sw), (ho, wo) = strides, out_hw
-  return [lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + (ho - 1) * sh + 1,
-                                        j + (wo - 1) * sw + 1, xp.shape[3]), (1, sh, sw, 1))
-          for i in range(window[0]) for j in range(window[1])]
-
-
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
 def _max_pool(x, window, strides, padding):
   return _reduce(x, window, strides, padding)
@@ -69,12 +60,11 @@ def _max_pool(x, window, strides, padding):
 def _max_pool_jvp(window, strides, padding, primals, tangents):
   (x,), (t,) = primals, tangents
   y = _reduce(x, window, strides, padding)
-  out_hw = y.shape[1:3]
   taken = jnp.zeros(y.shape, bool)
   firsts = []
-  for xk in _windows(x, window, strides, padding, -jnp.inf, out_hw):
+  for xk in window_slices(x, window, strides, padding, -jnp.inf):
     firsts.append((xk == y) & ~taken)
     taken = taken | firsts[-1]
   dy = sum(jnp.where(m, tk, jnp.zeros((), t.dtype))
-           for m, tk in zip(firsts, _windows(t, window, strides, padding, 0, out_hw)))
+           for m, tk in zip(firsts, window_slices(t, window, strides, padding)))
   return y, dy
