@@ -7,10 +7,10 @@ r"""Runs several strategies × seeds of one protocol and writes a comparison tab
 Each (strategy, seed) runs in ``workdir/<strategy>/seed<k>`` with ``--config.strategy.name``
 and ``--config.seed`` replaced (so an interrupted comparison resumes); the aggregate goes to
 ``workdir/summary.json``, ``workdir/table.md``, ``workdir/penalty.md`` (the penalty
-matrices) and ``workdir/curve.png``; ``--include`` adds the rows of earlier summaries, and
-``--isolate`` runs each (strategy, seed) in its own process. The default config
-(``default``: digits / MLP) with Random and Margin over 2 seeds takes about a minute on 2 CPU
-cores.
+matrices and the paired AUBC differences) and ``workdir/curve.png``; ``--include`` adds the
+rows of earlier summaries, and ``--isolate`` runs each (strategy, seed) in its own process.
+The default config (``default``: digits / MLP) with Random and Margin over 2 seeds takes about
+a minute on 2 CPU cores.
 """
 
 import json
@@ -49,7 +49,8 @@ def _write(root: pathlib.Path, summary: dict) -> tuple[str, dict]:
   atomic_write(root / "summary.json", json.dumps(summary, indent=1))
   table = tables.markdown_table(summary)
   atomic_write(root / "table.md", table)
-  atomic_write(root / "penalty.md", tables.penalty_markdown(summary))
+  atomic_write(root / "penalty.md",
+               tables.penalty_markdown(summary) + tables.paired_aubc_markdown(summary))
   metrics.plot_curve({n: (np.asarray(s["n_labeled"]), np.asarray(s["acc"]))
                       for n, s in summary.items()}, root / "curve.png",
                      title=flags.FLAGS["config"].config_filename)

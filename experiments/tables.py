@@ -8,7 +8,8 @@ import numpy as np
 from jal import metrics
 
 __all__ = ["ablation_name", "aggregate", "finished", "load_finished", "markdown",
-           "markdown_table", "penalty_markdown", "summarize"]
+           "markdown_table", "paired_aubc_markdown", "penalty_markdown",
+           "summarize"]
 
 
 # ----------------------------------------------------------------------------- AL curves
@@ -96,10 +97,7 @@ def penalty_markdown(summary: dict) -> str:
   significantly beats the column, two-sided 5%, ``t`` critical for the trial count), over
   the strategies of ``summary`` with the most common (trials, rounds) shape; trial ``k`` of
   every strategy is taken to share seed ``k``."""
-  shapes = {n: np.asarray(s["acc"]).shape for n, s in summary.items()}
-  common = max(set(shapes.values()), key=list(shapes.values()).count)
-  names = [n for n in summary if shapes[n] == common]
-  acc = np.stack([np.asarray(summary[n]["acc"]) for n in names])  # [m, T, L]
+  names, acc = _common_shape(summary)
   trials = acc.shape[1]
   blocks = [f"{len(names)} strategies, {trials} trials, {acc.shape[2]} rounds"
             + (f" (left out, other shape: {sorted(set(summary) - set(names))})"
@@ -119,6 +117,33 @@ def penalty_markdown(summary: dict) -> str:
                  + " | |")
     blocks.append("\n".join(lines))
   return "\n".join(blocks) + "\n"
+
+
+def _common_shape(summary: dict) -> tuple[list[str], np.ndarray]:
+  """The strategies of ``summary`` with the most common (trials, rounds) shape and their
+  accuracies ``[m, T, L]``."""
+  shapes = {n: np.asarray(s["acc"]).shape for n, s in summary.items()}
+  common = max(set(shapes.values()), key=list(shapes.values()).count)
+  names = [n for n in summary if shapes[n] == common]
+  return names, np.stack([np.asarray(summary[n]["acc"]) for n in names])
+
+
+def paired_aubc_markdown(summary: dict) -> str:
+  """Paired AUBC differences, row − column: mean ± standard error over the trials, trial
+  ``k`` of every strategy taken to share seed ``k`` (as in :func:`penalty_markdown`; each
+  trial's AUBC from its curve and the row's ``n_labeled``). Empty with fewer than 2 trials."""
+  names, acc = _common_shape(summary)
+  if acc.shape[1] < 2:
+    return ""
+  aubc = np.array([[metrics.aubc_from_counts(summary[n]["n_labeled"], a) for a in acc[i]]
+                   for i, n in enumerate(names)])  # [m, T]
+  lines = [f"\n**paired AUBC difference (row − column, mean ± SE over {acc.shape[1]} "
+           "trials)**\n", "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+  for i, n in enumerate(names):
+    cells = ["–" if i == j else "{:+.4f} ± {:.4f}".format(*metrics.mean_se(aubc[i] - aubc[j]))
+             for j in range(len(names))]
+    lines.append(f"| {n} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- one round

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from experiments import tables
@@ -87,3 +88,16 @@ def test_penalty_markdown_counts_rounds_won_and_leaves_out_other_shapes():
   assert rows[0] == "| a | 0 | 2 | 3 | 5 |"
   # t-test: a − c is (0.4, 0.5, 0.6 / 0.65): constant in rounds 1–2 (t = ∞), t ≈ 24 in 3
   assert rows[1] == "| a | 0.00 | 0.67 | 1.00 | 1.67 |"
+
+
+def test_paired_aubc_markdown_pairs_trials_by_index():
+  counts = [0, 10, 20]
+  acc = {"a": [[0.5, 0.7, 0.9], [0.5, 0.6, 0.7], [0.4, 0.6, 0.8]],
+         "b": [[0.4, 0.6, 0.8], [0.5, 0.7, 0.9], [0.3, 0.5, 0.7]], "odd": [[0.1, 0.2, 0.3]]}
+  text = tables.paired_aubc_markdown({n: {"acc": a, "n_labeled": counts} for n, a in acc.items()})
+  # trapezoid AUBC = (a0 + 2 a1 + a2) / 4: a 0.70, 0.60, 0.60; b 0.60, 0.70, 0.50
+  d = np.array([0.10, -0.10, 0.10])
+  want = f"{d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(3):.4f}"
+  assert "| a | – | " + want + " |" in text and "odd" not in text.split("\n| a")[0]
+  assert "| b | " + f"{-d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(3):.4f}" + " | – |" in text
+  assert tables.paired_aubc_markdown({"a": {"acc": [[0.1, 0.2]], "n_labeled": [0, 1]}}) == ""
