@@ -1,0 +1,36 @@
+#!/bin/bash
+# Issue 16, point 2: BRAL-T's Fashion-MNIST protocol with ResNet-18 (bralt_table5_fashion_mnist),
+# first 10 rounds (Q = 2,500), seeds 0-2, one trial per task, seed-major so paired rows land first.
+# usage: run_queue.sh CORE   -- a worker pinned to CPU CORE; start one per core.
+# Workers share the task list: a task is claimed by mkdir (with the worker's pid; a dead worker's
+# claim is taken over); trials resume from their checkpoint, so rerunning the workers after a
+# stop is safe. Start the second worker a few seconds after the first.
+# Code: the worktree $BG (pinned commit); runs: $RUNS/<row>/<strategy>/seed<k>.
+core=$1
+BG=${BG:-/work/bg}
+RUNS=${RUNS:-/work/main/.runs/fmnist_resnet}
+DATA=${DATA:-/work/shared/data}
+OT="max_points=256 rel_epsilon=0.01 ot_momentum=1.5"   # the reduced protocol's CPU concessions
+rows=("random:random:" "margin:margin:" "bral_t:bral_t:$OT" "bral_t_fill:bral_t:$OT fill=score"
+      "lossprediction:lossprediction:" "waal:waal:unlabeled_per_epoch=3000")
+mkdir -p $RUNS/claims
+for seed in 0 1 2; do
+  for row in "${rows[@]}"; do
+    name=${row%%:*}; rest=${row#*:}; strat=${rest%%:*}; kw=${rest#*:}
+    claim=$RUNS/claims/$name.$seed
+    [ -e $claim/done ] && continue
+    if ! mkdir $claim 2>/dev/null; then   # claimed: skip unless its worker is gone
+      kill -0 "$(cat $claim/pid 2>/dev/null)" 2>/dev/null && continue
+    fi
+    echo $$ > $claim/pid
+    args=(); for k in $kw; do args+=("--config.strategy.kwargs.$k"); done
+    echo "$(date -u +%FT%T) core $core start $name seed $seed" >> $RUNS/queue.log
+    (cd $BG && taskset -c $core python -m experiments.compare --isolate \
+      --config=bralt_table5_fashion_mnist --config.loop.rounds=10 --data_dir=$DATA \
+      --seeds=$seed --strategies=$strat "${args[@]}" --workdir=$RUNS/$name \
+      >> $RUNS/$name.log 2>&1)
+    rc=$?
+    echo "$(date -u +%FT%T) core $core done $name seed $seed rc $rc" >> $RUNS/queue.log
+    [ $rc -eq 0 ] && touch $claim/done   # else retried on the next start
+  done
+done
