@@ -18,13 +18,10 @@ import pathlib
 import subprocess
 import sys
 
-import numpy as np
 from absl import flags
 
 import jal
 from experiments import runs, runtime, tables
-from jal import metrics
-from jal.files import atomic_write
 
 _CONFIG = runtime.define_config("compare", default="default")
 _STRATEGIES = flags.DEFINE_list("strategies", ["random", "margin"], "Strategies to compare.")
@@ -42,18 +39,11 @@ _COLLECT = flags.DEFINE_bool("collect_only", False, "Only aggregate the finished
 
 
 def _write(root: pathlib.Path, summary: dict) -> tuple[str, dict]:
-  """Writes ``summary.json``, ``table.md``, ``penalty.md`` and ``curve.png`` of ``summary``
-  and the ``--include`` rows; returns the table and the joined summary."""
+  """Writes the report of ``summary`` and the ``--include`` rows under ``root``
+  (``tables.write_report``); returns the table and the joined summary."""
   for rows in _included():
     summary = {**{n: s for n, s in rows.items() if n not in summary}, **summary}
-  atomic_write(root / "summary.json", json.dumps(summary, indent=1))
-  table = tables.markdown_table(summary)
-  atomic_write(root / "table.md", table)
-  atomic_write(root / "penalty.md",
-               tables.penalty_markdown(summary) + tables.paired_aubc_markdown(summary))
-  metrics.plot_curve({n: (np.asarray(s["n_labeled"]), np.asarray(s["acc"]))
-                      for n, s in summary.items()}, root / "curve.png",
-                     title=flags.FLAGS["config"].config_filename)
+  table = tables.write_report(root, summary, title=flags.FLAGS["config"].config_filename)
   return table, summary
 
 

@@ -6,10 +6,11 @@ import pathlib
 import numpy as np
 
 from jal import metrics
+from jal.files import atomic_write
 
 __all__ = ["ablation_name", "aggregate", "finished", "load_finished", "markdown",
            "markdown_table", "paired_aubc_markdown", "penalty_markdown",
-           "summarize"]
+           "store_finished", "summarize", "write_report"]
 
 
 # ----------------------------------------------------------------------------- AL curves
@@ -36,6 +37,36 @@ def load_finished(workdir: str, strategies: list[str], seeds: list[int]) -> dict
         if finished(h):
           results.setdefault(name, []).append(h)
   return results
+
+
+def store_finished(rows: dict[str, tuple[str | pathlib.Path, str]], seeds: list[int],
+                   store: str | pathlib.Path) -> dict:
+  """Keeps the finished runs of rows that live in different workdirs, under labels of one's
+  choosing (e.g. one strategy run with two settings).
+
+  Args:
+    rows: ``{key: (workdir, strategy)}``; a run is ``workdir/<strategy>/seed<k>/history.json``.
+    seeds: the seeds ``k`` to look for.
+    store: where the finished histories are copied, as ``store/<key>/seed<k>.json``; the
+      copies outlive a scratch workdir and are read back when the run is gone.
+
+  Returns:
+    ``{key: [history dict per stored seed, in seed order]}`` (keys without one left out).
+  """
+  store = pathlib.Path(store)
+  out = {}
+  for key, (workdir, strategy) in rows.items():
+    for seed in seeds:
+      src = pathlib.Path(workdir) / strategy / f"seed{seed}" / "history.json"
+      dst = store / key / f"seed{seed}.json"
+      if src.exists():
+        text = src.read_text()
+        if finished(json.loads(text)):
+          dst.parent.mkdir(parents=True, exist_ok=True)
+          atomic_write(dst, text)
+      if dst.exists():
+        out.setdefault(key, []).append(json.loads(dst.read_text()))
+  return out
 
 
 def aggregate(results: dict[str, list[dict]]) -> dict:
@@ -69,6 +100,20 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
     if peaks:
       out[name]["peak_rss_mib"] = float(np.mean(peaks))
   return out
+
+
+def write_report(root: str | pathlib.Path, summary: dict, title: str = "") -> str:
+  """Writes ``summary.json``, ``table.md``, ``penalty.md`` (penalty matrices and paired AUBC
+  differences) and ``curve.png`` (accuracy-budget curves titled ``title``) of an
+  :func:`aggregate` ``summary`` under ``root``; returns the table."""
+  root = pathlib.Path(root)
+  atomic_write(root / "summary.json", json.dumps(summary, indent=1))
+  table = markdown_table(summary)
+  atomic_write(root / "table.md", table)
+  atomic_write(root / "penalty.md", penalty_markdown(summary) + paired_aubc_markdown(summary))
+  metrics.plot_curve({n: (np.asarray(s["n_labeled"]), np.asarray(s["acc"]))
+                      for n, s in summary.items()}, root / "curve.png", title=title)
+  return table
 
 
 def markdown_table(summary: dict) -> str:

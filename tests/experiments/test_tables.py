@@ -1,6 +1,7 @@
 """Aggregates and tables of compare / rambo_tables (experiments/tables.py)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -101,3 +102,32 @@ def test_paired_aubc_markdown_pairs_trials_by_index():
   assert "| a | – | " + want + " |" in text and "odd" not in text.split("\n| a")[0]
   assert "| b | " + f"{-d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(3):.4f}" + " | – |" in text
   assert tables.paired_aubc_markdown({"a": {"acc": [[0.1, 0.2]], "n_labeled": [0, 1]}}) == ""
+
+
+def test_write_report_writes_the_four_files(tmp_path):
+  summary = tables.aggregate({"a": [_hist([0.5, 0.7]), _hist([0.7, 0.9])],
+                              "b": [_hist([0.4, 0.6]), _hist([0.6, 0.6])]})
+  table = tables.write_report(tmp_path / "out", summary, title="t")
+  written = json.loads((tmp_path / "out" / "summary.json").read_text())
+  assert written == json.loads(json.dumps(summary))
+  assert (tmp_path / "out" / "table.md").read_text() == table and "| b |" in table
+  penalty = (tmp_path / "out" / "penalty.md").read_text()
+  # paired AUBC differences a − b: 0.1 and 0.2
+  assert "paired AUBC difference" in penalty and "| a | – | +0.1500 ± 0.0500 |" in penalty
+  assert (tmp_path / "out" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_store_finished_keeps_finished_runs_under_new_labels(tmp_path):
+  for wd, seed, extra in (("w1", 0, {"finished": True}), ("w1", 1, {"finished": False}),
+                          ("w2", 1, {"finished": True})):
+    d = tmp_path / wd / "s" / f"seed{seed}"
+    d.mkdir(parents=True)
+    (d / "history.json").write_text(json.dumps({**_hist([0.5, 0.6 + seed]), **extra}))
+  rows = {"x": (tmp_path / "w1", "s"), "y": (tmp_path / "w2", "s"), "z": (tmp_path / "w3", "s")}
+  got = tables.store_finished(rows, [0, 1], tmp_path / "kept")
+  assert sorted(got) == ["x", "y"] and len(got["x"]) == 1 and got["y"][0]["f_acc"] == 1.6
+  assert sorted(p.name for p in (tmp_path / "kept").glob("*/*")) == ["seed0.json", "seed1.json"]
+  # the scratch workdirs gone: the stored copies answer
+  shutil.rmtree(tmp_path / "w1")
+  shutil.rmtree(tmp_path / "w2")
+  assert tables.store_finished(rows, [0, 1], tmp_path / "kept") == got

@@ -5,9 +5,15 @@
 # Workers share the task list: a task is claimed by mkdir (with the worker's pid; a dead worker's
 # claim is taken over); trials resume from their checkpoint, so rerunning the workers after a
 # stop is safe. Start the second worker a few seconds after the first.
-# Code: the worktree $BG (pinned commit); runs: $RUNS/<row>/<strategy>/seed<k>.
+# Code: the worktree $BG at commit $PIN (made when missing); runs: $RUNS/<row>/<strategy>/seed<k>.
+# Collect: python results/bralt/fmnist_resnet/make_table.py
 core=$1
 BG=${BG:-/work/bg}
+PIN=33b1f93   # the code every row of this table runs
+if [ ! -d $BG ]; then
+  git -C /work/main worktree prune && git -C /work/main worktree add --detach $BG $PIN || exit 1
+fi
+[ "$(git -C $BG rev-parse --short=7 HEAD)" = $PIN ] || { echo "$BG is not at $PIN" >&2; exit 1; }
 RUNS=${RUNS:-/work/main/.runs/fmnist_resnet}
 DATA=${DATA:-/work/shared/data}
 OT="max_points=256 rel_epsilon=0.01 ot_momentum=1.5"   # the reduced protocol's CPU concessions
@@ -20,7 +26,7 @@ for seed in 0 1 2; do
     claim=$RUNS/claims/$name.$seed
     [ -e $claim/done ] && continue
     if ! mkdir $claim 2>/dev/null; then   # claimed: skip unless its worker is gone
-      kill -0 "$(cat $claim/pid 2>/dev/null)" 2>/dev/null && continue
+      grep -qs run_queue /proc/"$(cat $claim/pid 2>/dev/null)"/cmdline && continue
     fi
     echo $$ > $claim/pid
     args=(); for k in $kw; do args+=("--config.strategy.kwargs.$k"); done

@@ -4,11 +4,12 @@
 
 Each reading ran as ``compare --isolate --config=bralt_fmnist_reduced --strategies=bral_t
 --seeds=k --config.strategy.kwargs.<kw> --workdir=<runs>/readings/<name>`` (BUILD_NOTES,
-session 19). This script copies every finished ``history.json`` here (``<name>/seed<k>.json``,
-so the rows survive the scratch workdirs), joins them with Random, Margin and the pseudo-score ablation of
-``results/bralt/fmnist_reduced/summary.json`` (same protocol and seeds, session-3 code) and
-writes ``table.md``, ``penalty.md`` (with the paired AUBC differences), ``summary.json`` and
-``diagnose.md`` (the oracle agreement of ``bralt_diagnose`` per reading, when present).
+session 19). This script copies every finished ``history.json`` here
+(``<name>/seed<k>.json``, so the rows survive the scratch workdirs), joins them with Random,
+Margin and the pseudo-score ablation of ``results/bralt/fmnist_reduced/summary.json`` (same
+protocol and seeds, session-3 code) and writes ``table.md``, ``penalty.md`` (with the paired
+AUBC differences), ``summary.json``, ``curve.png`` and ``diagnose.md`` (the oracle agreement
+of ``bralt_diagnose`` per reading, when present).
 """
 
 import argparse
@@ -26,22 +27,6 @@ READINGS = {  # name: (row label, kwargs)
     "ac50": ("bral_t A_c=50", "actions=50"),
     "ac100": ("bral_t A_c=100", "actions=100"),
 }
-
-
-def _histories(runs: pathlib.Path) -> dict:
-  """Copies finished histories from ``runs/readings`` here; returns ``{label: [history]}``
-  from the copies (seeds 0, 1, 2, in order)."""
-  out = {}
-  for name, (label, _) in READINGS.items():
-    for seed in range(3):
-      src = runs / "readings" / name / "bral_t" / f"seed{seed}" / "history.json"
-      dst = HERE / name / f"seed{seed}.json"
-      if src.exists() and tables.finished(json.loads(src.read_text())):
-        dst.parent.mkdir(exist_ok=True)
-        shutil.copyfile(src, dst)
-      if dst.exists():
-        out.setdefault(label, []).append(json.loads(dst.read_text()))
-  return out
 
 
 def _diagnose(runs: pathlib.Path) -> str:
@@ -72,12 +57,10 @@ def main():
   base = json.loads((HERE.parent / "fmnist_reduced" / "summary.json").read_text())
   summary = {n: base[n] for n in ("random", "margin", "pseudo_score")}
   summary["bral_t (session 3)"] = base["bral_t"]
-  summary.update(tables.aggregate(_histories(runs)))
-  (HERE / "summary.json").write_text(json.dumps(summary, indent=1))
-  table = tables.markdown_table(summary)
-  (HERE / "table.md").write_text(table)
-  (HERE / "penalty.md").write_text(tables.penalty_markdown(summary)
-                                   + tables.paired_aubc_markdown(summary))
+  rows = {name: (runs / "readings" / name, "bral_t") for name in READINGS}
+  kept = tables.store_finished(rows, [0, 1, 2], HERE)
+  summary.update(tables.aggregate({READINGS[k][0]: v for k, v in kept.items()}))
+  table = tables.write_report(HERE, summary, title="bralt_fmnist_reduced: BRAL-T's readings")
   (HERE / "diagnose.md").write_text(_diagnose(runs))
   print(table)
   print((HERE / "penalty.md").read_text())
