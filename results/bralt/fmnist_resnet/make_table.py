@@ -1,6 +1,6 @@
 """Issue 16, point 2: BRAL-T's Fashion-MNIST protocol with ResNet-18, first 10 rounds.
 
-  python results/bralt/fmnist_resnet/make_table.py [--runs=/work/main/.runs/fmnist_resnet]
+  python results/bralt/fmnist_resnet/make_table.py [--runs=results/bralt/fmnist_resnet/runs]
 
 The runs are made by ``run_queue.sh`` (one worker per core; BUILD_NOTES, sessions 19–20):
 ``compare --isolate --config=bralt_table5_fashion_mnist --config.loop.rounds=10`` per row and
@@ -43,7 +43,7 @@ def _progress(runs: pathlib.Path) -> list[str]:
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--runs", default=str(HERE.parents[2] / ".runs" / "fmnist_resnet"))
+  parser.add_argument("--runs", default=str(HERE / "runs"))
   runs = pathlib.Path(parser.parse_args().runs)
   kept = tables.store_finished({row: (runs / row, s) for row, (s, _) in ROWS.items()},
                                SEEDS, HERE)

@@ -6,6 +6,10 @@
 # claim is taken over); trials resume from their checkpoint, so rerunning the workers after a
 # stop is safe. Start the second worker a few seconds after the first.
 # Code: the worktree $BG at commit $PIN (made when missing); runs: $RUNS/<row>/<strategy>/seed<k>.
+# $RUNS is tracked by git (only claims/ and the logs are ignored): a checkpoint holds the labeled
+# mask, history, strategy state and key, not the network (retrained each round), so it is small;
+# commit it at every stop, since a fresh checkout keeps only what landed (session 21 lost the
+# git-ignored .runs of sessions 19-20 this way).
 # Collect: python results/bralt/fmnist_resnet/make_table.py
 core=$1
 BG=${BG:-/work/bg}
@@ -14,7 +18,7 @@ if [ ! -d $BG ]; then
   git -C /work/main worktree prune && git -C /work/main worktree add --detach $BG $PIN || exit 1
 fi
 [ "$(git -C $BG rev-parse --short=7 HEAD)" = $PIN ] || { echo "$BG is not at $PIN" >&2; exit 1; }
-RUNS=${RUNS:-/work/main/.runs/fmnist_resnet}
+RUNS=${RUNS:-/work/main/results/bralt/fmnist_resnet/runs}
 DATA=${DATA:-/work/shared/data}
 OT="max_points=256 rel_epsilon=0.01 ot_momentum=1.5"   # the reduced protocol's CPU concessions
 rows=("random:random:" "margin:margin:" "bral_t:bral_t:$OT" "bral_t_fill:bral_t:$OT fill=score"
