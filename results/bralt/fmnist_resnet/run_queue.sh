@@ -6,7 +6,7 @@
 # claim is taken over); trials resume from their checkpoint, so rerunning the workers after a
 # stop is safe. Start the second worker a few seconds after the first.
 # Code: the worktree $BG at commit $PIN (made when missing); runs: $RUNS/<row>/<strategy>/seed<k>.
-# $RUNS is tracked by git (only claims/ and the logs are ignored): a checkpoint holds the labeled
+# $RUNS is tracked by git (only claims/, the logs and workdir locks are ignored): a checkpoint holds the labeled
 # mask, history, strategy state and key, not the network (retrained each round), so it is small;
 # commit it at every stop, since a fresh checkout keeps only what landed (session 21 lost the
 # git-ignored .runs of sessions 19-20 this way).
