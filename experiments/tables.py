@@ -116,8 +116,15 @@ def write_report(root: str | pathlib.Path, summary: dict, title: str = "") -> st
   return table
 
 
+def _pm(mean: float, spread: float) -> str:
+  """``mean±spread``; a spread one trial cannot give (NaN) is printed as ``±–``."""
+  return f"{mean:.4f}±" + ("–" if np.isnan(spread) else f"{spread:.4f}")
+
+
 def markdown_table(summary: dict) -> str:
-  """Accuracy per round (mean ± std over seeds), AUBC/F-acc (mean ± 95% CI), seconds/round."""
+  """Accuracy per round (mean ± std over seeds), AUBC/F-acc (mean ± 95% CI), seconds/round.
+
+  With one trial the CI is undefined and printed as ``±–``."""
   names = list(summary)
   counts = summary[names[0]]["n_labeled"]
   head = "| strategy | " + " | ".join(str(c) for c in counts) + " | AUBC | F-acc | train s | " \
@@ -127,8 +134,7 @@ def markdown_table(summary: dict) -> str:
     s = summary[n]
     accs = " | ".join(f"{m:.4f}±{d:.4f}" for m, d in zip(s["acc_mean"], s["acc_std"]))
     sec = s["seconds_per_round"]
-    lines.append(f"| {n} | {accs} | {s['aubc'][0]:.4f}±{s['aubc'][1]:.4f} | "
-                 f"{s['f_acc'][0]:.4f}±{s['f_acc'][1]:.4f} | {sec['train']:.2f} | "
+    lines.append(f"| {n} | {accs} | {_pm(*s['aubc'])} | {_pm(*s['f_acc'])} | {sec['train']:.2f} | "
                  f"{sec['score']:.2f} | {sec['select']:.2f} | "
                  + " | ".join(f"{sec[k]:.2f}" if k in sec else "–" for k in ("rl", "selection"))
                  + (f" | {s['peak_rss_mib']:.0f}" if "peak_rss_mib" in s else " | –")

@@ -30,6 +30,12 @@ def test_compare_aggregates_and_tabulates():
   assert "| a | 0.6000±0.1000 | 0.8000±0.1000 |" in table
 
 
+def test_one_trial_prints_no_nan():
+  table = tables.markdown_table(tables.aggregate({"a": [_hist([0.5, 0.7])]}))
+  assert "nan" not in table
+  assert "| 0.6000±– | 0.7000±– |" in table
+
+
 def test_finished_runs_by_the_loop_flag_or_old_wall_seconds(tmp_path):
   assert tables.finished({"finished": True}) and not tables.finished({"finished": False})
   assert tables.finished({"wall_seconds": 3.0})  # workdirs written before the loop marked it
