@@ -8,7 +8,6 @@ process and one device without a mesh.
 
 import importlib.util
 import json
-import os
 import pathlib
 import socket
 import subprocess
@@ -16,6 +15,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from tests.child_env import child_env
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _WORKER = _REPO / "tests" / "multihost_worker.py"
@@ -31,14 +32,12 @@ def _free_port() -> int:
 def _start(cmds: list[list[str]], logdir: pathlib.Path, extra_env=None):
   """Starts one subprocess per command; output goes to files, not pipes (a worker blocked on
   a full pipe would stall the others in the distributed shutdown barrier)."""
-  env = dict(os.environ, PYTHONPATH=str(_REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  env.pop("XLA_FLAGS", None)
   logs, procs = [], []
   for i, cmd in enumerate(cmds):
     out, err = logdir / f"proc{i}.out", logdir / f"proc{i}.err"
     with open(out, "w") as fo, open(err, "w") as fe:
       procs.append(subprocess.Popen(cmd, stdout=fo, stderr=fe, text=True,
-                                    env=dict(env, **(extra_env(i) if extra_env else {}))))
+                                    env=child_env(**(extra_env(i) if extra_env else {}))))
     logs.append((out, err))
   return procs, logs
 

@@ -7,7 +7,6 @@ real multi-process runs are in ``tests/test_multihost.py``.
 """
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -20,19 +19,18 @@ import pytest
 import jal
 from jal import parallel
 from jal.parallel.chunking import chunked_map
+from tests.child_env import child_env
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _worker(*sections: str) -> dict:
   """The JSON report of ``sharding_worker.py`` on 8 fake CPU devices."""
-  env = dict(os.environ, PYTHONPATH=str(_REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  env.pop("XLA_FLAGS", None)
   # -P: the script's folder (tests/, which holds the test package tests/jal) is not put first
   # on sys.path, so ``import jal`` finds the library.
   proc = subprocess.run([sys.executable, "-P", str(_REPO / "tests" / "sharding_worker.py"), "8",
                          *([",".join(sections)] if sections else [])],
-                        capture_output=True, text=True, env=env, timeout=600)
+                        capture_output=True, text=True, env=child_env(), timeout=600)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("JSON")]
   assert proc.returncode == 0 and lines, proc.stderr[-3000:]
   return json.loads(lines[-1][4:])

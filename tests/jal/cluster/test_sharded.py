@@ -11,7 +11,6 @@ and the 1-device mesh checks here.
 """
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -22,18 +21,16 @@ import numpy as np
 import pytest
 
 from jal import cluster, parallel
+from tests.child_env import child_env
 
-_REPO = pathlib.Path(__file__).resolve().parents[3]
 _WORKER = pathlib.Path(__file__).with_name("sharded_worker.py")
 
 
 @pytest.fixture(scope="module")
 def eight():  # only slow tests use it
   """The JSON report of ``sharded_worker.py`` on 8 fake CPU devices."""
-  env = dict(os.environ, PYTHONPATH=str(_REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  env.pop("XLA_FLAGS", None)
   proc = subprocess.run([sys.executable, str(_WORKER), "8"], capture_output=True, text=True,
-                        env=env, timeout=900)
+                        env=child_env(), timeout=900)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("JSON")]
   assert proc.returncode == 0 and lines, proc.stderr[-3000:]
   return json.loads(lines[-1][4:])
