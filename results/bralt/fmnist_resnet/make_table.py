@@ -24,6 +24,7 @@ ROWS = {  # row directory: (strategy, table label)
     "bral_t_fill": ("bral_t", "bral_t fill=score"),
     "lossprediction": ("lossprediction", "lossprediction"),
     "waal": ("waal", "waal (cap 3,000)"),
+    "random_superloss": ("random", "random + SuperLoss (control)"),
 }
 SEEDS = [0, 1, 2]
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Issue 16, point 2: BRAL-T's Fashion-MNIST protocol with ResNet-18 (bralt_table5_fashion_mnist),
 # first 10 rounds (Q = 2,500), seeds 0-2, one trial per task, seed-major so paired rows land first.
+# The last row (session 22) is a control: Random's picks with BRAL-T's SuperLoss training.
 # usage: run_queue.sh CORE   -- a worker pinned to CPU CORE; start one per core.
 # Workers share the task list: a task is claimed by mkdir (with the worker's pid; a dead worker's
 # claim is taken over); trials resume from their checkpoint, so rerunning the workers after a
@@ -22,7 +23,8 @@ RUNS=${RUNS:-/work/main/results/bralt/fmnist_resnet/runs}
 DATA=${DATA:-/work/shared/data}
 OT="max_points=256 rel_epsilon=0.01 ot_momentum=1.5"   # the reduced protocol's CPU concessions
 rows=("random:random:" "margin:margin:" "bral_t:bral_t:$OT" "bral_t_fill:bral_t:$OT fill=score"
-      "lossprediction:lossprediction:" "waal:waal:unlabeled_per_epoch=3000")
+      "lossprediction:lossprediction:" "waal:waal:unlabeled_per_epoch=3000"
+      "random_superloss:random:train.superloss=true")   # control: BRAL-T's training, Random's picks
 mkdir -p $RUNS/claims
 for seed in 0 1 2; do
   for row in "${rows[@]}"; do
@@ -33,7 +35,10 @@ for seed in 0 1 2; do
       grep -qs run_queue /proc/"$(cat $claim/pid 2>/dev/null)"/cmdline && continue
     fi
     echo $$ > $claim/pid
-    args=(); for k in $kw; do args+=("--config.strategy.kwargs.$k"); done
+    args=()   # strategy kwargs, or train.<field>=<value> for the TrainConfig
+    for k in $kw; do
+      case $k in train.*) args+=("--config.$k") ;; *) args+=("--config.strategy.kwargs.$k") ;; esac
+    done
     echo "$(date -u +%FT%T) core $core start $name seed $seed" >> $RUNS/queue.log
     (cd $BG && taskset -c $core python -m experiments.compare --isolate \
       --config=bralt_table5_fashion_mnist --config.loop.rounds=10 --data_dir=$DATA \
