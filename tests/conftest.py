@@ -5,6 +5,8 @@ import pathlib
 import shutil
 import tempfile
 
+from tests.compile_options import use_suite_compile_options
+
 # One persistent XLA compilation cache per test run, in a temporary folder: the xdist workers
 # and every subprocess (binaries, fake-device and multi-process workers) inherit it through the
 # environment, so a program compiled by one process is read back by the others instead of being
@@ -20,15 +22,8 @@ if _XLA_CACHE:
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _XLA_CACHE)
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
-# XLA:CPU's backend optimisation level 0 for the suite: it compiles hundreds of small programs
-# and runs each briefly, so compiling dominates, and level 0 compiles them faster (the golden
-# file and the models' tests: 237 s -> 153 s). The goldens, recorded at the default level by
-# ``python -m tests.golden.cases``, still match bit for bit. The child processes of the suite
-# inherit it (tests/child_env.py). JAL_TEST_XLA_OPT=default keeps XLA's default level.
-if os.environ.get("JAL_TEST_XLA_OPT", "0") != "default" and (
-    "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", "")):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                             " --xla_backend_optimization_level=0").strip()
+# XLA:CPU's optimisation level for the suite (tests/compile_options.py).
+use_suite_compile_options()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

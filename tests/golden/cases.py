@@ -12,9 +12,13 @@ import json
 import pathlib
 import sys
 
-import jax
+from tests.compile_options import use_suite_compile_options
 
-import jal
+use_suite_compile_options()  # before jax: goldens are recorded as the suite checks them
+
+import jax  # noqa: E402
+
+import jal  # noqa: E402
 
 GOLDEN = pathlib.Path(__file__).with_name("selections.json")
 
