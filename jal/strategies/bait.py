@@ -155,8 +155,10 @@ def _select(probs, h, labeled, a0, f, scale, budget, forward, chunk):
     a_mat, ps, rs = _commit(a_mat, f, qs[s], hs[s], ps[s], qs, hs, ps, rs, -1.0, k, d)
     return a_mat, ps, rs, alive.at[s].set(False), removed.at[i].set(s)
 
-  init = (a_mat, ps, rs, jnp.ones((forward,), bool), jnp.zeros((forward - budget,), jnp.int32))
-  _, _, _, alive, removed = lax.fori_loop(0, forward - budget, back, init)
+  alive, removed = jnp.ones((forward,), bool), jnp.zeros((forward - budget,), jnp.int32)
+  if forward > budget:  # static: with nothing to prune the body cannot even be traced
+    init = (a_mat, ps, rs, alive, removed)
+    _, _, _, alive, removed = lax.fori_loop(0, forward - budget, back, init)
   return picks, gains, alive, removed
 
 

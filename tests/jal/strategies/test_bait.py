@@ -82,13 +82,14 @@ def test_fisher_factor_matches_the_reference_embedding():
 
 
 # The first four share the compiled program (n, K, D, B and 2B fixed); the fifth has every
-# unlabeled row forward-picked; the last a LeNet-like K = 10.
+# unlabeled row forward-picked, the sixth all of them selected; the last a LeNet-like K = 10.
 @pytest.mark.parametrize("n,k,d,n_labeled,budget,lam,seed", [
     (40, 3, 4, 8, 5, 1.0, 0),
     (40, 3, 4, 8, 5, 0.01, 1),
     (40, 3, 4, 0, 5, 1.0, 2),    # nothing labeled: A = I / λ
     (40, 3, 4, 20, 5, 1.0, 3),
     (40, 3, 4, 34, 5, 1.0, 4),   # 2B > |U| = 6: every unlabeled row is forward-picked
+    (40, 3, 4, 35, 5, 1.0, 7),   # B = |U|: nothing to prune (the backward loop is skipped)
     (120, 10, 16, 30, 10, 1.0, 5),
 ])
 def test_incremental_equals_reference(n, k, d, n_labeled, budget, lam, seed):
