@@ -139,6 +139,8 @@ def markdown_table(summary: dict) -> str:
                  + " | ".join(f"{sec[k]:.2f}" if k in sec else "–" for k in ("rl", "selection"))
                  + (f" | {s['peak_rss_mib']:.0f}" if "peak_rss_mib" in s else " | –")
                  + f" | {s['trials']} |")
+  lines.append("\nAccuracy at each labeled count: mean ± std over trials (ddof 0); AUBC, F-acc: "
+               "mean ± 95% Student-t half-width; seconds: mean per round.")
   return "\n".join(lines) + "\n"
 
 

@@ -28,6 +28,7 @@ def test_compare_aggregates_and_tabulates():
   assert s["seconds_per_round"] == {"train": 1.0, "score": 0.5, "select": 0.25}
   table = tables.markdown_table(summary)
   assert "| a | 0.6000±0.1000 | 0.8000±0.1000 |" in table
+  assert "mean ± std over trials" in table and "95% Student-t" in table  # the legend
 
 
 def test_one_trial_prints_no_nan():
