@@ -96,6 +96,7 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
         "aubc": metrics.mean_ci(aubcs) if len(aubcs) > 1 else (aubcs[0], float("nan")),
         "f_acc": metrics.mean_ci(faccs) if len(faccs) > 1 else (faccs[0], float("nan")),
         "seconds_per_round": secs, "trials": len(runs), "acc": acc.tolist(),
+        "seeds": [h.get("config", {}).get("seed", k) for k, h in enumerate(runs)],
     }
     if peaks:
       out[name]["peak_rss_mib"] = float(np.mean(peaks))
@@ -148,13 +149,13 @@ def penalty_markdown(summary: dict) -> str:
   """BRAL-T's mean-based penalty matrix (App. C.2: rounds in which the row's mean accuracy is
   above the column's) and BADGE's paired t-test matrix (fraction of rounds in which the row
   significantly beats the column, two-sided 5%, ``t`` critical for the trial count), over
-  the strategies of ``summary`` with the most common (trials, rounds) shape; trial ``k`` of
-  every strategy is taken to share seed ``k``."""
-  names, acc = _common_shape(summary)
+  the strategies with the most common round count, on the seeds they all ran
+  (:func:`_common_trials`)."""
+  names, acc, seeds = _common_trials(summary)
   trials = acc.shape[1]
-  blocks = [f"{len(names)} strategies, {trials} trials, {acc.shape[2]} rounds"
-            + (f" (left out, other shape: {sorted(set(summary) - set(names))})"
-               if len(names) < len(summary) else "")]
+  left = sorted(set(summary) - set(names))
+  blocks = [f"{len(names)} strategies, {trials} trials (seeds {seeds}), {acc.shape[2]} rounds"
+            + (f" (left out: {left})" if left else "")]
   mats = [("mean-based (rounds won)", metrics.penalty_matrix_mean(acc), "{:.0f}")]
   if trials >= 2:
     t = metrics.t_critical(0.95, trials - 1)
@@ -172,30 +173,55 @@ def penalty_markdown(summary: dict) -> str:
   return "\n".join(blocks) + "\n"
 
 
-def _common_shape(summary: dict) -> tuple[list[str], np.ndarray]:
-  """The strategies of ``summary`` with the most common (trials, rounds) shape and their
-  accuracies ``[m, T, L]``."""
-  shapes = {n: np.asarray(s["acc"]).shape for n, s in summary.items()}
-  common = max(set(shapes.values()), key=list(shapes.values()).count)
-  names = [n for n in summary if shapes[n] == common]
-  return names, np.stack([np.asarray(summary[n]["acc"]) for n in names])
+def _by_seed(s: dict) -> dict:
+  """``{seed: accuracy curve}`` of one summary row (trial ``k`` is seed ``k`` in summaries
+  written before the seeds were recorded)."""
+  return dict(zip(s.get("seeds", range(len(s["acc"]))), s["acc"]))
+
+
+def _common_trials(summary: dict) -> tuple[list[str], np.ndarray, list]:
+  """The strategies with the most common round count, their accuracies ``[m, T, L]`` on the
+  ``T`` seeds they all ran, and those seeds. Where they share none, the strategies with the
+  most common seed set instead."""
+  rounds = {n: len(s["acc"][0]) for n, s in summary.items()}
+  common = max(set(rounds.values()), key=list(rounds.values()).count)
+  names = [n for n in summary if rounds[n] == common]
+  curves = {n: _by_seed(summary[n]) for n in names}
+  seeds = sorted(set.intersection(*(set(c) for c in curves.values())))
+  if not seeds:
+    sets = {n: tuple(sorted(c)) for n, c in curves.items()}
+    best = max(set(sets.values()), key=list(sets.values()).count)
+    names, seeds = [n for n in names if sets[n] == best], list(best)
+  return names, np.asarray([[curves[n][k] for k in seeds] for n in names]), seeds
 
 
 def paired_aubc_markdown(summary: dict) -> str:
-  """Paired AUBC differences, row − column: mean ± standard error over the trials, trial
-  ``k`` of every strategy taken to share seed ``k`` (as in :func:`penalty_markdown`; each
-  trial's AUBC from its curve and the row's ``n_labeled``). Empty with fewer than 2 trials."""
-  names, acc = _common_shape(summary)
-  if acc.shape[1] < 2:
+  """Paired AUBC differences, row − column: mean ± standard error over the seeds both ran
+  (each trial's AUBC from its curve and the row's ``n_labeled``; the number of pairs is shown
+  where it is not the table's largest), for the strategies with at least 2 trials and the most
+  common round count. Empty when no two of them share 2 seeds."""
+  rounds = {n: len(s["acc"][0]) for n, s in summary.items()}
+  common = max(set(rounds.values()), key=list(rounds.values()).count)
+  names = [n for n in summary if rounds[n] == common and len(summary[n]["acc"]) >= 2]
+  aubc = {n: {k: metrics.aubc_from_counts(summary[n]["n_labeled"], a)
+              for k, a in _by_seed(summary[n]).items()} for n in names}
+  shared = {(a, b): sorted(set(aubc[a]) & set(aubc[b])) for a in names for b in names}
+  most = max((len(v) for (a, b), v in shared.items() if a != b), default=0)
+  if most < 2:
     return ""
-  aubc = np.array([[metrics.aubc_from_counts(summary[n]["n_labeled"], a) for a in acc[i]]
-                   for i, n in enumerate(names)])  # [m, T]
-  lines = [f"\n**paired AUBC difference (row − column, mean ± SE over {acc.shape[1]} "
-           "trials)**\n", "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-  for i, n in enumerate(names):
-    cells = ["–" if i == j else "{:+.4f} ± {:.4f}".format(*metrics.mean_se(aubc[i] - aubc[j]))
-             for j in range(len(names))]
-    lines.append(f"| {n} | " + " | ".join(cells) + " |")
+
+  def cell(a, b):
+    ks = shared[a, b]
+    if a == b or len(ks) < 2:
+      return "–"
+    d = np.array([aubc[a][k] - aubc[b][k] for k in ks])
+    return "{:+.4f} ± {:.4f}".format(*metrics.mean_se(d)) + (
+        f" ({len(ks)})" if len(ks) < most else "")
+
+  lines = [f"\n**paired AUBC difference (row − column, mean ± SE over the seeds both ran: "
+           f"{most}, or the number in brackets)**\n",
+           "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+  lines += [f"| {a} | " + " | ".join(cell(a, b) for b in names) + " |" for a in names]
   return "\n".join(lines) + "\n"
 
 

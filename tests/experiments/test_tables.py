@@ -90,7 +90,7 @@ def test_penalty_markdown_counts_rounds_won_and_leaves_out_other_shapes():
   acc = {"a": [[0.5, 0.7, 0.9], [0.5, 0.7, 0.9]], "b": [[0.4, 0.8, 0.8], [0.4, 0.8, 0.8]],
          "c": [[0.1, 0.2, 0.3], [0.1, 0.2, 0.25]], "odd": [[0.1, 0.2]]}
   text = tables.penalty_markdown({n: {"acc": a} for n, a in acc.items()})
-  assert "3 strategies, 2 trials, 3 rounds" in text and "['odd']" in text
+  assert "3 strategies, 2 trials (seeds [0, 1]), 3 rounds" in text and "['odd']" in text
   rows = [line for line in text.splitlines() if line.startswith("| a |")]
   # mean-based: a beats b in rounds 1 and 3, c in all 3 → "0 | 2 | 3 | 5"
   assert rows[0] == "| a | 0 | 2 | 3 | 5 |"
@@ -109,6 +109,30 @@ def test_paired_aubc_markdown_pairs_trials_by_index():
   assert "| a | – | " + want + " |" in text and "odd" not in text.split("\n| a")[0]
   assert "| b | " + f"{-d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(3):.4f}" + " | – |" in text
   assert tables.paired_aubc_markdown({"a": {"acc": [[0.1, 0.2]], "n_labeled": [0, 1]}}) == ""
+
+
+def test_partial_seeds_are_paired_by_seed_not_by_position():
+  counts = [0, 10, 20]
+  acc = {"a": [[0.5, 0.7, 0.9], [0.5, 0.6, 0.7], [0.4, 0.6, 0.8]],   # seeds 0, 1, 2
+         "b": [[0.5, 0.7, 0.9], [0.3, 0.5, 0.7]],                     # seeds 1, 2
+         "c": [[0.2, 0.2, 0.2]]}                                       # seed 2
+  seeds = {"a": [0, 1, 2], "b": [1, 2], "c": [2]}
+  summary = {n: {"acc": a, "n_labeled": counts, "seeds": seeds[n]} for n, a in acc.items()}
+  text = tables.paired_aubc_markdown(summary)
+  # AUBC: a (0.70, 0.60, 0.60), b (0.70, 0.50) on seeds 1, 2 → a − b over seeds 1, 2 = (−0.1, 0.1)
+  d = np.array([-0.10, 0.10])
+  assert "| a | – | " + f"{d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(2):.4f} |" in text
+  assert "| c |" not in text  # one trial: no paired SE
+  # the penalty matrices take the seed all three ran (2): a 0.8 > b 0.7 > c 0.2 in round 3
+  pen = tables.penalty_markdown(summary)
+  assert "3 strategies, 1 trials (seeds [2]), 3 rounds" in pen
+  assert "| a | 0 | 3 | 3 | 6 |" in pen
+
+
+def test_aggregate_records_each_trial_seed():
+  h0, h1 = _hist([0.5, 0.7]), _hist([0.6, 0.8])
+  h0["config"], h1["config"] = {"seed": 4}, {"seed": 7}
+  assert tables.aggregate({"a": [h0, h1]})["a"]["seeds"] == [4, 7]
 
 
 def test_write_report_writes_the_four_files(tmp_path):
