@@ -1,3 +1,11 @@
+"""Is one ResNet-18 training-mode gradient bit-identical across core counts? (session 23)
+
+  taskset -c 0 python results/bralt/fmnist_resnet/gradient_determinism.py
+  taskset -c 1 python results/bralt/fmnist_resnet/gradient_determinism.py
+  python results/bralt/fmnist_resnet/gradient_determinism.py      # both cores
+
+Prints a SHA-1 prefix of the gradient's bytes and its L1 norm.
+"""
 import hashlib, numpy as np, jax, jax.numpy as jnp, optax
 import jal
 net = jal.make_net("resnet18", (28, 28, 1), 10, stem="imagenet")
