@@ -6,8 +6,14 @@
 
 Prints a SHA-1 prefix of the gradient's bytes and its L1 norm.
 """
-import hashlib, numpy as np, jax, jax.numpy as jnp, optax
+import hashlib
+
+import jax
+import numpy as np
+import optax
+
 import jal
+
 net = jal.make_net("resnet18", (28, 28, 1), 10, stem="imagenet")
 key = jax.random.key(0)
 x = jax.random.normal(key, (128, 28, 28, 1))
