@@ -9,7 +9,7 @@ from jal import metrics
 from jal.files import atomic_write
 
 __all__ = ["ablation_name", "aggregate", "finished", "load_finished", "markdown",
-           "markdown_table", "paired_aubc_markdown", "penalty_markdown",
+           "markdown_table", "paired_differences_markdown", "penalty_markdown",
            "store_finished", "summarize", "write_report"]
 
 
@@ -111,7 +111,7 @@ def write_report(root: str | pathlib.Path, summary: dict, title: str = "") -> st
   atomic_write(root / "summary.json", json.dumps(summary, indent=1))
   table = markdown_table(summary)
   atomic_write(root / "table.md", table)
-  atomic_write(root / "penalty.md", penalty_markdown(summary) + paired_aubc_markdown(summary))
+  atomic_write(root / "penalty.md", penalty_markdown(summary) + paired_differences_markdown(summary))
   metrics.plot_curve({n: (np.asarray(s["n_labeled"]), np.asarray(s["acc"]))
                       for n, s in summary.items()}, root / "curve.png", title=title)
   return table
@@ -195,34 +195,39 @@ def _common_trials(summary: dict) -> tuple[list[str], np.ndarray, list]:
   return names, np.asarray([[curves[n][k] for k in seeds] for n in names]), seeds
 
 
-def paired_aubc_markdown(summary: dict) -> str:
-  """Paired AUBC differences, row − column: mean ± standard error over the seeds both ran
-  (each trial's AUBC from its curve and the row's ``n_labeled``; the number of pairs is shown
-  where it is not the table's largest), for the strategies with at least 2 trials and the most
-  common round count. Empty when no two of them share 2 seeds."""
+def paired_differences_markdown(summary: dict) -> str:
+  """Paired AUBC and F-acc differences, row − column: mean ± standard error over the seeds both
+  ran (each trial's AUBC from its curve and the row's ``n_labeled``, its F-acc the curve's last
+  accuracy; the number of pairs is shown where it is not the table's largest), for the
+  strategies with at least 2 trials and the most common round count. Empty when no two of
+  them share 2 seeds."""
   rounds = {n: len(s["acc"][0]) for n, s in summary.items()}
   common = max(set(rounds.values()), key=list(rounds.values()).count)
   names = [n for n in summary if rounds[n] == common and len(summary[n]["acc"]) >= 2]
-  aubc = {n: {k: metrics.aubc_from_counts(summary[n]["n_labeled"], a)
-              for k, a in _by_seed(summary[n]).items()} for n in names}
-  shared = {(a, b): sorted(set(aubc[a]) & set(aubc[b])) for a in names for b in names}
+  curves = {n: _by_seed(summary[n]) for n in names}
+  shared = {(a, b): sorted(set(curves[a]) & set(curves[b])) for a in names for b in names}
   most = max((len(v) for (a, b), v in shared.items() if a != b), default=0)
   if most < 2:
     return ""
+  blocks = []
+  for title, stat in (("AUBC", lambda n, a: metrics.aubc_from_counts(summary[n]["n_labeled"], a)),
+                      ("F-acc", lambda n, a: float(a[-1]))):
+    value = {n: {k: stat(n, a) for k, a in c.items()} for n, c in curves.items()}
 
-  def cell(a, b):
-    ks = shared[a, b]
-    if a == b or len(ks) < 2:
-      return "–"
-    d = np.array([aubc[a][k] - aubc[b][k] for k in ks])
-    return "{:+.4f} ± {:.4f}".format(*metrics.mean_se(d)) + (
-        f" ({len(ks)})" if len(ks) < most else "")
+    def cell(a, b, value=value):
+      ks = shared[a, b]
+      if a == b or len(ks) < 2:
+        return "–"
+      d = np.array([value[a][k] - value[b][k] for k in ks])
+      return "{:+.4f} ± {:.4f}".format(*metrics.mean_se(d)) + (
+          f" ({len(ks)})" if len(ks) < most else "")
 
-  lines = [f"\n**paired AUBC difference (row − column, mean ± SE over the seeds both ran: "
-           f"{most}, or the number in brackets)**\n",
-           "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-  lines += [f"| {a} | " + " | ".join(cell(a, b) for b in names) + " |" for a in names]
-  return "\n".join(lines) + "\n"
+    lines = [f"\n**paired {title} difference (row − column, mean ± SE over the seeds both ran: "
+             f"{most}, or the number in brackets)**\n",
+             "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {a} | " + " | ".join(cell(a, b) for b in names) + " |" for a in names]
+    blocks.append("\n".join(lines) + "\n")
+  return "".join(blocks)
 
 
 # ----------------------------------------------------------------------------- one round

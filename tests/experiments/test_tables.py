@@ -98,17 +98,17 @@ def test_penalty_markdown_counts_rounds_won_and_leaves_out_other_shapes():
   assert rows[1] == "| a | 0.00 | 0.67 | 1.00 | 1.67 |"
 
 
-def test_paired_aubc_markdown_pairs_trials_by_index():
+def test_paired_differences_markdown_pairs_trials_by_index():
   counts = [0, 10, 20]
   acc = {"a": [[0.5, 0.7, 0.9], [0.5, 0.6, 0.7], [0.4, 0.6, 0.8]],
          "b": [[0.4, 0.6, 0.8], [0.5, 0.7, 0.9], [0.3, 0.5, 0.7]], "odd": [[0.1, 0.2, 0.3]]}
-  text = tables.paired_aubc_markdown({n: {"acc": a, "n_labeled": counts} for n, a in acc.items()})
+  text = tables.paired_differences_markdown({n: {"acc": a, "n_labeled": counts} for n, a in acc.items()})
   # trapezoid AUBC = (a0 + 2 a1 + a2) / 4: a 0.70, 0.60, 0.60; b 0.60, 0.70, 0.50
   d = np.array([0.10, -0.10, 0.10])
   want = f"{d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(3):.4f}"
   assert "| a | – | " + want + " |" in text and "odd" not in text.split("\n| a")[0]
   assert "| b | " + f"{-d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(3):.4f}" + " | – |" in text
-  assert tables.paired_aubc_markdown({"a": {"acc": [[0.1, 0.2]], "n_labeled": [0, 1]}}) == ""
+  assert tables.paired_differences_markdown({"a": {"acc": [[0.1, 0.2]], "n_labeled": [0, 1]}}) == ""
 
 
 def test_partial_seeds_are_paired_by_seed_not_by_position():
@@ -118,11 +118,15 @@ def test_partial_seeds_are_paired_by_seed_not_by_position():
          "c": [[0.2, 0.2, 0.2]]}                                       # seed 2
   seeds = {"a": [0, 1, 2], "b": [1, 2], "c": [2]}
   summary = {n: {"acc": a, "n_labeled": counts, "seeds": seeds[n]} for n, a in acc.items()}
-  text = tables.paired_aubc_markdown(summary)
+  text = tables.paired_differences_markdown(summary)
   # AUBC: a (0.70, 0.60, 0.60), b (0.70, 0.50) on seeds 1, 2 → a − b over seeds 1, 2 = (−0.1, 0.1)
   d = np.array([-0.10, 0.10])
   assert "| a | – | " + f"{d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(2):.4f} |" in text
   assert "| c |" not in text  # one trial: no paired SE
+  # F-acc (the last accuracy): a (0.7, 0.8) − b (0.9, 0.7) on seeds 1, 2 = (−0.2, 0.1)
+  f = np.array([-0.20, 0.10])
+  facc = text.split("paired F-acc")[1]
+  assert "| a | – | " + f"{f.mean():+.4f} ± {f.std(ddof=1) / np.sqrt(2):.4f} |" in facc
   # the penalty matrices take the seed all three ran (2): a 0.8 > b 0.7 > c 0.2 in round 3
   pen = tables.penalty_markdown(summary)
   assert "3 strategies, 1 trials (seeds [2]), 3 rounds" in pen
