@@ -111,7 +111,8 @@ def write_report(root: str | pathlib.Path, summary: dict, title: str = "") -> st
   atomic_write(root / "summary.json", json.dumps(summary, indent=1))
   table = markdown_table(summary)
   atomic_write(root / "table.md", table)
-  atomic_write(root / "penalty.md", penalty_markdown(summary) + paired_differences_markdown(summary))
+  atomic_write(root / "penalty.md",
+               penalty_markdown(summary) + paired_differences_markdown(summary))
   metrics.plot_curve({n: (np.asarray(s["n_labeled"]), np.asarray(s["acc"]))
                       for n, s in summary.items()}, root / "curve.png", title=title)
   return table

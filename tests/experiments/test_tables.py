@@ -102,7 +102,8 @@ def test_paired_differences_markdown_pairs_trials_by_index():
   counts = [0, 10, 20]
   acc = {"a": [[0.5, 0.7, 0.9], [0.5, 0.6, 0.7], [0.4, 0.6, 0.8]],
          "b": [[0.4, 0.6, 0.8], [0.5, 0.7, 0.9], [0.3, 0.5, 0.7]], "odd": [[0.1, 0.2, 0.3]]}
-  text = tables.paired_differences_markdown({n: {"acc": a, "n_labeled": counts} for n, a in acc.items()})
+  text = tables.paired_differences_markdown(
+      {n: {"acc": a, "n_labeled": counts} for n, a in acc.items()})
   # trapezoid AUBC = (a0 + 2 a1 + a2) / 4: a 0.70, 0.60, 0.60; b 0.60, 0.70, 0.50
   d = np.array([0.10, -0.10, 0.10])
   want = f"{d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(3):.4f}"
