@@ -104,8 +104,8 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
 
 
 def write_report(root: str | pathlib.Path, summary: dict, title: str = "") -> str:
-  """Writes ``summary.json``, ``table.md``, ``penalty.md`` (penalty matrices and paired AUBC and F-acc
-  differences) and ``curve.png`` (accuracy-budget curves titled ``title``) of an
+  """Writes ``summary.json``, ``table.md``, ``penalty.md`` (penalty matrices and paired AUBC
+  and F-acc differences) and ``curve.png`` (accuracy-budget curves titled ``title``) of an
   :func:`aggregate` ``summary`` under ``root``; returns the table."""
   root = pathlib.Path(root)
   atomic_write(root / "summary.json", json.dumps(summary, indent=1))
