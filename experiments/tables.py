@@ -180,13 +180,18 @@ def _by_seed(s: dict) -> dict:
   return dict(zip(s.get("seeds", range(len(s["acc"]))), s["acc"]))
 
 
+def _most_common_rounds(summary: dict) -> list[str]:
+  """The strategies of ``summary`` whose curves have the most common number of rounds."""
+  rounds = {n: len(s["acc"][0]) for n, s in summary.items()}
+  common = max(set(rounds.values()), key=list(rounds.values()).count)
+  return [n for n in summary if rounds[n] == common]
+
+
 def _common_trials(summary: dict) -> tuple[list[str], np.ndarray, list]:
   """The strategies with the most common round count, their accuracies ``[m, T, L]`` on the
   ``T`` seeds they all ran, and those seeds. Where they share none, the strategies with the
   most common seed set instead."""
-  rounds = {n: len(s["acc"][0]) for n, s in summary.items()}
-  common = max(set(rounds.values()), key=list(rounds.values()).count)
-  names = [n for n in summary if rounds[n] == common]
+  names = _most_common_rounds(summary)
   curves = {n: _by_seed(summary[n]) for n in names}
   seeds = sorted(set.intersection(*(set(c) for c in curves.values())))
   if not seeds:
@@ -202,9 +207,7 @@ def paired_differences_markdown(summary: dict) -> str:
   accuracy; the number of pairs is shown where it is not the table's largest), for the
   strategies with at least 2 trials and the most common round count. Empty when no two of
   them share 2 seeds."""
-  rounds = {n: len(s["acc"][0]) for n, s in summary.items()}
-  common = max(set(rounds.values()), key=list(rounds.values()).count)
-  names = [n for n in summary if rounds[n] == common and len(summary[n]["acc"]) >= 2]
+  names = [n for n in _most_common_rounds(summary) if len(summary[n]["acc"]) >= 2]
   curves = {n: _by_seed(summary[n]) for n in names}
   shared = {(a, b): sorted(set(curves[a]) & set(curves[b])) for a in names for b in names}
   most = max((len(v) for (a, b), v in shared.items() if a != b), default=0)
