@@ -7,7 +7,8 @@ r"""Runs several strategies × seeds of one protocol and writes a comparison tab
 Each (strategy, seed) runs in ``workdir/<strategy>/seed<k>`` with ``--config.strategy.name``
 and ``--config.seed`` replaced (so an interrupted comparison resumes); the aggregate goes to
 ``workdir/summary.json``, ``workdir/table.md``, ``workdir/penalty.md`` (the penalty
-matrices and the paired AUBC and F-acc differences) and ``workdir/curve.png``; ``--include``
+matrices and the paired AUBC and F-acc differences), ``workdir/picks.md`` (each class's
+share of the labels bought) and ``workdir/curve.png``; ``--include``
 adds the rows of earlier summaries, and ``--isolate`` runs each (strategy, seed) in its own process.
 The default config (``default``: digits / MLP) with Random and Margin over 2 seeds takes about
 a minute on 2 CPU cores.

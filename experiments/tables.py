@@ -10,7 +10,7 @@ from jal.files import atomic_write
 
 __all__ = ["ablation_name", "aggregate", "finished", "load_finished", "markdown",
            "markdown_table", "paired_differences_markdown", "penalty_markdown",
-           "store_finished", "summarize", "write_report"]
+           "picks_markdown", "store_finished", "summarize", "write_report"]
 
 
 # ----------------------------------------------------------------------------- AL curves
@@ -100,12 +100,26 @@ def aggregate(results: dict[str, list[dict]]) -> dict:
     }
     if peaks:
       out[name]["peak_rss_mib"] = float(np.mean(peaks))
+    shares = [_pick_shares(h) for h in runs]
+    if all(x is not None for x in shares):
+      out[name]["pick_shares"] = np.mean(shares, axis=0).tolist()
   return out
+
+
+def _pick_shares(history: dict) -> np.ndarray | None:
+  """Share of each class ``[C]`` among the labels a run queried after round 0 (last round's
+  ``class_counts`` minus round 0's); None when the history has no class counts or no query."""
+  rounds = history["rounds"]
+  if len(rounds) < 2 or any("class_counts" not in r for r in rounds):
+    return None
+  picked = np.asarray(rounds[-1]["class_counts"]) - np.asarray(rounds[0]["class_counts"])
+  return picked / picked.sum() if picked.sum() > 0 else None
 
 
 def write_report(root: str | pathlib.Path, summary: dict, title: str = "") -> str:
   """Writes ``summary.json``, ``table.md``, ``penalty.md`` (penalty matrices and paired AUBC
-  and F-acc differences) and ``curve.png`` (accuracy-budget curves titled ``title``) of an
+  and F-acc differences), ``picks.md`` (:func:`picks_markdown`, when the runs recorded class
+  counts) and ``curve.png`` (accuracy-budget curves titled ``title``) of an
   :func:`aggregate` ``summary`` under ``root``; returns the table."""
   root = pathlib.Path(root)
   atomic_write(root / "summary.json", json.dumps(summary, indent=1))
@@ -113,6 +127,8 @@ def write_report(root: str | pathlib.Path, summary: dict, title: str = "") -> st
   atomic_write(root / "table.md", table)
   atomic_write(root / "penalty.md",
                penalty_markdown(summary) + paired_differences_markdown(summary))
+  if any("pick_shares" in s for s in summary.values()):
+    atomic_write(root / "picks.md", picks_markdown(summary))
   metrics.plot_curve({n: (np.asarray(s["n_labeled"]), np.asarray(s["acc"]))
                       for n, s in summary.items()}, root / "curve.png", title=title)
   return table
@@ -143,6 +159,25 @@ def markdown_table(summary: dict) -> str:
                  + f" | {s['trials']} |")
   lines.append("\nAccuracy at each labeled count: mean ± std over trials (ddof 0); AUBC, F-acc: "
                "mean ± 95% Student-t half-width; seconds: mean per round.")
+  return "\n".join(lines) + "\n"
+
+
+def picks_markdown(summary: dict) -> str:
+  """Which classes each strategy queried: per class, the share of the labels bought after
+  round 0 (mean over trials), and the largest share over the smallest. A strategy that
+  picks like Random shows the pool's class shares; an uncertainty sampler piles onto the
+  confusable classes."""
+  names = [n for n, s in summary.items() if "pick_shares" in s]
+  classes = len(summary[names[0]]["pick_shares"])
+  lines = ["| strategy | " + " | ".join(f"class {c}" for c in range(classes))
+           + " | max/min | trials |", "|---" * (classes + 3) + "|"]
+  for n in names:
+    p = np.asarray(summary[n]["pick_shares"])
+    ratio = f"{p.max() / p.min():.2f}" if p.min() > 0 else "inf"
+    lines.append(f"| {n} | " + " | ".join(f"{v:.3f}" for v in p)
+                 + f" | {ratio} | {summary[n]['trials']} |")
+  lines.append("\nShare of each class among the labels queried after round 0 (last round's "
+               "class counts minus round 0's), mean over trials.")
   return "\n".join(lines) + "\n"
 
 

@@ -151,6 +151,27 @@ def test_write_report_writes_the_four_files(tmp_path):
   # paired AUBC differences a − b: 0.1 and 0.2
   assert "paired AUBC difference" in penalty and "| a | – | +0.1500 ± 0.0500 |" in penalty
   assert (tmp_path / "out" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+  assert not (tmp_path / "out" / "picks.md").exists()  # no class counts recorded
+
+
+def _counted(counts):
+  """A history whose rounds hold ``class_counts`` ``counts[r]``."""
+  h = _hist([0.5 + 0.1 * r for r in range(len(counts))])
+  for r, c in zip(h["rounds"], counts):
+    r["class_counts"] = c
+  return h
+
+
+def test_picks_are_the_class_shares_of_the_labels_bought_after_round_0(tmp_path):
+  # Trial 1 buys [6, 2, 2] (shares .6 .2 .2), trial 2 buys [2, 2, 6]: mean .4 .2 .4.
+  a = [_counted([[5, 5, 5], [9, 6, 5], [11, 7, 7]]), _counted([[3, 4, 5], [4, 5, 8], [5, 6, 11]])]
+  b = [_counted([[5, 5, 5], [5, 5, 5]])]  # bought nothing: no shares
+  summary = tables.aggregate({"a": a, "b": b, "c": [_hist([0.5, 0.6])]})
+  np.testing.assert_allclose(summary["a"]["pick_shares"], [0.4, 0.2, 0.4], atol=1e-12)
+  assert "pick_shares" not in summary["b"] and "pick_shares" not in summary["c"]
+  tables.write_report(tmp_path, summary)
+  picks = (tmp_path / "picks.md").read_text()
+  assert "| a | 0.400 | 0.200 | 0.400 | 2.00 | 2 |" in picks and "| b |" not in picks
 
 
 def test_store_finished_keeps_finished_runs_under_new_labels(tmp_path):
