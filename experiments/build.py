@@ -81,7 +81,8 @@ def validate(config: ConfigDict) -> None:
       raise ValueError(f"data.val_size must be >= 0 (or None), got {config.data.val_size}")
   if "model" in config and "name" in config.model:
     try:
-      jal.models.net.check_model(config.model.name, config.model.get("dropout"))
+      options = config.model.kwargs.to_dict() if "kwargs" in config.model else {}
+      jal.models.net.check_model(config.model.name, config.model.get("dropout"), options)
     except ValueError as e:
       raise ValueError(f"model: {e}") from None
   if "train" in config:

@@ -5,7 +5,8 @@ NNX modules are split once (``nnx.split``); every library function then takes th
 (the functional NNX style of flax's ``nnx_toy_examples/01_functional_api.py``).
 """
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import jax
@@ -15,7 +16,7 @@ from jal.models.lenet import LeNet5
 from jal.models.mlp import MLP
 from jal.models.resnet import ResNet18
 
-__all__ = ["Net", "Variables", "check_model", "make_net", "MODELS"]
+__all__ = ["Net", "Variables", "check_model", "make_net", "model_options", "MODELS"]
 
 
 class Variables(NamedTuple):
@@ -47,6 +48,13 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
     "lenet": _lenet,
     "resnet18": _resnet18,
 }
+_CLASSES = {"mlp": MLP, "lenet": LeNet5, "resnet18": ResNet18}  # whose options MODELS passes on
+
+
+def model_options(name: str) -> list[str]:
+  """The keyword options model ``name`` takes (its constructor's keyword-only arguments)."""
+  params = inspect.signature(_CLASSES[name].__init__).parameters.values()
+  return sorted(p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name != "rngs")
 
 
 class Net(NamedTuple):
@@ -116,11 +124,16 @@ class Net(NamedTuple):
     return isinstance(other, Net) and (self.graphdef, self.name) == (other.graphdef, other.name)
 
 
-def check_model(name: str, dropout: float | None = 0.0) -> None:
-  """Raises ``ValueError`` unless ``name`` is a model of ``MODELS`` and ``dropout`` lies in
-  [0, 1) (``make_net``'s checks that need no data)."""
+def check_model(name: str, dropout: float | None = 0.0, options: Iterable[str] = ()) -> None:
+  """Raises ``ValueError`` unless ``name`` is a model of ``MODELS``, ``dropout`` lies in
+  [0, 1) and the model takes every keyword option in ``options`` (``make_net``'s checks that
+  need no data)."""
   if name not in MODELS:
     raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+  unknown = sorted(set(options) - set(model_options(name)))
+  if unknown:
+    raise ValueError(f"model {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                     f"its options: {model_options(name)}")
   if dropout is not None and not 0 <= float(dropout) < 1:
     raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
 
@@ -144,7 +157,7 @@ def make_net(name: str, input_shape: tuple[int, int, int], num_classes: int, **k
     >>> net.apply(v, jax.numpy.zeros((4, 8, 8, 1)))[0].shape
     (4, 10)
   """
-  check_model(name, kwargs.get("dropout", 0.0))
+  check_model(name, kwargs.get("dropout", 0.0), kwargs)
   if len(input_shape) != 3:
     raise ValueError(f"input_shape must be (H, W, C), got {input_shape}")
   if not (int(num_classes) == num_classes and num_classes >= 2):

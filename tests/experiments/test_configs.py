@@ -205,6 +205,15 @@ def test_validate_names_the_setting_and_its_range(section, key, value, message):
     build.validate(config)
 
 
+def test_validate_names_a_model_option_the_model_does_not_take():
+  config = configs.get("bralt_table5_fashion_mnist")  # resnet18 with kwargs.stem
+  with config.unlocked():
+    config.model.name = "mlp"
+  with pytest.raises(ValueError, match=r"model: model 'mlp' takes no option 'stem'; "
+                                       r"its options: \['dropout', 'hidden'\]"):
+    build.validate(config)
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("budget", 0, r"budget"), ("utility.inner_steps", 0, r"inner_steps"),
     ("m_factor", 0, r"m_factor")])

@@ -331,6 +331,8 @@ def test_dropout_zero_nets():
     (("lenet", (3, 3, 1), K), {}, "larger images"),
     (("lenet", (8, 3, 1), K), {}, "larger images"),
     (("resnet18", (8, 8, 1), K), dict(stem="bogus"), "stem"),
+    (("mlp", (8, 8, 1), K), dict(stem="cifar"), r"'mlp' takes no option 'stem'"),
+    (("lenet", (8, 8, 1), K), dict(hidden=(4,), width=2), r"no option 'hidden', 'width'"),
 ])
 def test_make_net_errors(args, kwargs, match):
   with pytest.raises(ValueError, match=match):
