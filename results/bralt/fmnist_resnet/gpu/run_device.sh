@@ -37,7 +37,7 @@ for row in "${rows[@]}"; do
   mkdir -p $HERE/runs/$name
   timeout "$secs" $PY -m experiments.al --config=$CONFIG \
     --config.strategy.name=$strat --config.seed=$seed --data_dir=.whl/data "${args[@]}" "$@" \
-    --workdir=$HERE/runs/$name/$strat/seed$seed > $HERE/runs/$name.seed$seed.log 2>&1 &
+    --workdir=$HERE/runs/$name/$strat/seed$seed >> $HERE/runs/$name.seed$seed.log 2>&1 &
   pids+=($!)
 done
 wait "${pids[@]}"
