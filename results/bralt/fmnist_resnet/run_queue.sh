@@ -5,7 +5,8 @@
 # usage: run_queue.sh CORE   -- a worker pinned to CPU CORE; start one per core.
 # Workers share the task list: a task is claimed by mkdir (with the worker's pid; a dead worker's
 # claim is taken over); trials resume from their checkpoint, so rerunning the workers after a
-# stop is safe. Start the second worker a few seconds after the first.
+# stop is safe. Start the second worker a few seconds after the first. Never edit this file in
+# place while workers run (bash reads it as it goes): write a copy and mv it over.
 # Code: the worktree $BG at commit $PIN (made when missing); runs: $RUNS/<row>/<strategy>/seed<k>.
 # $RUNS is tracked by git (only claims/, the logs and workdir locks are ignored): a checkpoint holds the labeled
 # mask, history, strategy state and key, not the network (retrained each round), so it is small;
@@ -26,26 +27,35 @@ rows=("random:random:" "margin:margin:" "bral_t:bral_t:$OT" "bral_t_fill:bral_t:
       "lossprediction:lossprediction:" "waal:waal:unlabeled_per_epoch=3000"
       "random_superloss:random:train.superloss=true")   # control: BRAL-T's training, Random's picks
 mkdir -p $RUNS/claims
+# Seed-major, except that the last seed's WAAL (≈ 3.5 h, 4x any other trial) goes first among
+# that seed's rows, so the longest trial does not start last (session 24).
+tasks=()
 for seed in 0 1 2; do
+  [ $seed = 2 ] && tasks+=("2 ${rows[5]}")
   for row in "${rows[@]}"; do
-    name=${row%%:*}; rest=${row#*:}; strat=${rest%%:*}; kw=${rest#*:}
-    claim=$RUNS/claims/$name.$seed
-    [ -e $claim/done ] && continue
-    if ! mkdir $claim 2>/dev/null; then   # claimed: skip unless its worker is gone
-      grep -qs run_queue /proc/"$(cat $claim/pid 2>/dev/null)"/cmdline && continue
-    fi
-    echo $$ > $claim/pid
-    args=()   # strategy kwargs, or train.<field>=<value> for the TrainConfig
-    for k in $kw; do
-      case $k in train.*) args+=("--config.$k") ;; *) args+=("--config.strategy.kwargs.$k") ;; esac
-    done
-    echo "$(date -u +%FT%T) core $core start $name seed $seed" >> $RUNS/queue.log
-    (cd $BG && taskset -c $core python -m experiments.compare --isolate \
-      --config=bralt_table5_fashion_mnist --config.loop.rounds=10 --data_dir=$DATA \
-      --seeds=$seed --strategies=$strat "${args[@]}" --workdir=$RUNS/$name \
-      >> $RUNS/$name.log 2>&1)
-    rc=$?
-    echo "$(date -u +%FT%T) core $core done $name seed $seed rc $rc" >> $RUNS/queue.log
-    [ $rc -eq 0 ] && touch $claim/done   # else retried on the next start
+    [ $seed = 2 ] && [ "$row" = "${rows[5]}" ] && continue
+    tasks+=("$seed $row")
   done
+done
+for task in "${tasks[@]}"; do
+  seed=${task%% *}; row=${task#* }
+  name=${row%%:*}; rest=${row#*:}; strat=${rest%%:*}; kw=${rest#*:}
+  claim=$RUNS/claims/$name.$seed
+  [ -e $claim/done ] && continue
+  if ! mkdir $claim 2>/dev/null; then   # claimed: skip unless its worker is gone
+    grep -qs run_queue /proc/"$(cat $claim/pid 2>/dev/null)"/cmdline && continue
+  fi
+  echo $$ > $claim/pid
+  args=()   # strategy kwargs, or train.<field>=<value> for the TrainConfig
+  for k in $kw; do
+    case $k in train.*) args+=("--config.$k") ;; *) args+=("--config.strategy.kwargs.$k") ;; esac
+  done
+  echo "$(date -u +%FT%T) core $core start $name seed $seed" >> $RUNS/queue.log
+  (cd $BG && taskset -c $core python -m experiments.compare --isolate \
+    --config=bralt_table5_fashion_mnist --config.loop.rounds=10 --data_dir=$DATA \
+    --seeds=$seed --strategies=$strat "${args[@]}" --workdir=$RUNS/$name \
+    >> $RUNS/$name.log 2>&1)
+  rc=$?
+  echo "$(date -u +%FT%T) core $core done $name seed $seed rc $rc" >> $RUNS/queue.log
+  [ $rc -eq 0 ] && touch $claim/done   # else retried on the next start
 done
