@@ -13,6 +13,7 @@ refuses a config of another binary family, initialises JAX (multi-host, cache) a
 ``FileNotFoundError`` / ``ValueError`` into a one-line ``error: ...`` exit.
 """
 
+import importlib.util
 import os
 import re
 import sys
@@ -25,7 +26,8 @@ from ml_collections import config_flags
 from experiments import build, configs
 from jal import parallel
 
-__all__ = ["define_config", "enable_compilation_cache", "mesh", "resolve_config_argv", "run"]
+__all__ = ["define_config", "enable_compilation_cache", "mesh", "resolve_config_argv", "run",
+           "unknown_override"]
 
 # Scale-out flags shared by every binary (defined once, here).
 _DISTRIBUTED = flags.DEFINE_bool(
@@ -40,6 +42,9 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     "JAL_COMPILATION_CACHE, else ~/.cache/jal/xla; '' disables it.")
 
 
+_DEFAULT_CONFIG = {}  # "path": the file of the binary's default config (define_config)
+
+
 def define_config(binary: str, default: str) -> flags.FlagHolder:
   """Defines ``--config`` (an ``ml_collections`` config file) for ``binary``.
 
@@ -49,10 +54,14 @@ def define_config(binary: str, default: str) -> flags.FlagHolder:
       binary works from any directory.
   """
   family = next(f for f, bins in configs.FAMILIES.items() if binary in bins)
-  return config_flags.DEFINE_config_file(
-      "config", str(configs.path(default)),
-      f"Config file (binary={family!r}): a path or a name of experiments/configs "
-      f"({', '.join(configs.names(family))}); override fields with --config.<key>=value.")
+  _DEFAULT_CONFIG["path"] = str(configs.path(default))
+  try:  # without --config, ml_collections applies the overrides here, at import
+    return config_flags.DEFINE_config_file(
+        "config", _DEFAULT_CONFIG["path"],
+        f"Config file (binary={family!r}): a path or a name of experiments/configs "
+        f"({', '.join(configs.names(family))}); override fields with --config.<key>=value.")
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    sys.exit(override_error(sys.argv, e))
 
 
 def resolve_config_argv(argv: list[str]) -> list[str]:
@@ -152,6 +161,47 @@ def run(body: Callable[[], object], binary: str,
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     if started:
       raise
-    # An override of a field the config does not have, or of the wrong type.
-    what = "no such field" if isinstance(e, (AttributeError, KeyError)) else "bad value"
-    sys.exit(f"error: bad --config override ({what}): {str(e).strip().splitlines()[-1]}")
+    sys.exit(override_error(sys.argv, e))
+
+
+def override_error(argv: list[str], e: Exception, default_config: str | None = None) -> str:
+  """The one-line message for a ``--config.<path>=…`` override that ml_collections refused
+  with ``e``: a field the config does not have (named, with its siblings) or a bad value."""
+  if isinstance(e, (AttributeError, KeyError)):
+    missing = unknown_override(argv, default_config or _DEFAULT_CONFIG.get("path", ""))
+    if missing:
+      return f"error: bad --config override (no such field): {missing}"
+  what = "no such field" if isinstance(e, (AttributeError, KeyError)) else "bad value"
+  return f"error: bad --config override ({what}): {str(e).strip().splitlines()[-1]}"
+
+
+def unknown_override(argv: list[str], default_config: str) -> str | None:
+  """Names the first ``--config.<path>=…`` of ``argv`` whose field the config (``--config``'s
+  file, else ``default_config``) does not have, with the fields its parent has; ``None`` when
+  every path exists or the config cannot be loaded."""
+  file = default_config
+  overrides = []
+  for arg in argv[1:]:
+    m = re.fullmatch(r"--?config(\.[^=]+)?=(.*)", arg)
+    if m and m.group(1):
+      overrides.append(m.group(1)[1:])
+    elif m:
+      file = m.group(2)
+  try:
+    spec = importlib.util.spec_from_file_location("_jal_config", file.partition(":")[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+  except Exception:  # a config that does not load is reported as such elsewhere
+    return None
+  for path in overrides:
+    node, parent = config, []
+    for key in path.split("."):
+      where = ".".join(parent) or "the config"
+      if not hasattr(node, "keys"):
+        return f"--config.{path}: {where} is a value, not a section"
+      if key not in node:
+        return (f"--config.{path}: {where} has no field {key!r} "
+                f"(it has: {', '.join(sorted(node.keys()))})")
+      node, parent = node[key], [*parent, key]
+  return None

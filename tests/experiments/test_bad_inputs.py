@@ -83,8 +83,17 @@ CASES = [
     ("one_round", [R, "--config.rambo.utility.cg_steps=0"], "utility.cg_steps must be >= 1"),
     ("one_round", [R, "--config.strategy.name=bogus"], "unknown strategy 'bogus'"),
     ("rambo_tables", [R, "--config.rambo.n_aug=0"], "rambo.n_aug must be >= 1"),
+    # Overrides of the default config (no --config) are applied when the flag is defined.
+    ("al", ["--config.loop.nope=1"], "--config.loop.nope: loop has no field 'nope' (it has: "),
+    ("al", [S, "--config.trian.epochs=2"], "the config has no field 'trian'"),
+    ("al", [S, "--config.seed.x=1"], "--config.seed.x: seed is a value, not a section"),
 ]
-FAST = {1, 12, 17, 24, 36, 43}  # in the default suite
+FAST = {1, 12, 17, 24, 36, 43, 48}  # in the default suite
+
+
+def _shown(args):
+  """A case's arguments without the config it runs on (its test id)."""
+  return [a for a in args if a not in (S, R, B)]
 
 
 def _run(args, cwd):
@@ -105,7 +114,7 @@ def test_the_table_has_forty_cases():
 
 
 @pytest.mark.parametrize("i", [pytest.param(i, marks=() if i in FAST else pytest.mark.slow,
-                                            id=f"{CASES[i][0]}:{' '.join(CASES[i][1][1:])}")
+                                            id=f"{CASES[i][0]}:{' '.join(_shown(CASES[i][1]))}")
                                for i in range(len(CASES))])
 def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, i):
   binary, args, message = CASES[i]

@@ -75,3 +75,18 @@ def test_compilation_cache_dir_and_opt_out(tmp_path, monkeypatch):
     assert jax.config.jax_compilation_cache_dir == str(tmp_path)
   finally:
     jax.config.update("jax_compilation_cache_dir", old)
+
+
+def test_unknown_override_names_the_field_and_its_siblings():
+  smoke = str(configs.path("smoke"))
+  argv = ["al", "--config=smoke_ignored", f"--config={smoke}", "--config.seed=2"]
+  assert runtime.unknown_override(argv, "unused") is None  # every path exists
+  out = runtime.unknown_override([*argv, "--config.loop.nope=1"], "unused")
+  assert out == ("--config.loop.nope: loop has no field 'nope' (it has: budget, chunk_size, "
+                 "init_size, initial_minor_fraction, initial_set, rounds)")
+  # Without --config the default config is the one read.
+  assert runtime.unknown_override(["al", "--config.trian.epochs=1"], smoke).startswith(
+      "--config.trian.epochs: the config has no field 'trian' (it has: binary, data, ")
+  assert runtime.unknown_override(["al", "--config.seed.x=1"], smoke) == (
+      "--config.seed.x: seed is a value, not a section")
+  assert runtime.unknown_override(["al", "--config.x=1"], "/nonexistent.py") is None
