@@ -48,11 +48,15 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
     "lenet": _lenet,
     "resnet18": _resnet18,
 }
+_BUILT_IN = dict(MODELS)
 _CLASSES = {"mlp": MLP, "lenet": LeNet5, "resnet18": ResNet18}  # whose options MODELS passes on
 
 
-def model_options(name: str) -> list[str]:
-  """The keyword options model ``name`` takes (its constructor's keyword-only arguments)."""
+def model_options(name: str) -> list[str] | None:
+  """The keyword options model ``name`` takes (its constructor's keyword-only arguments);
+  ``None`` for a model registered in ``MODELS`` by a user, whose options are not known."""
+  if name not in _CLASSES or MODELS[name] is not _BUILT_IN[name]:
+    return None
   params = inspect.signature(_CLASSES[name].__init__).parameters.values()
   return sorted(p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name != "rngs")
 
@@ -130,7 +134,8 @@ def check_model(name: str, dropout: float | None = 0.0, options: Iterable[str] =
   need no data)."""
   if name not in MODELS:
     raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
-  unknown = sorted(set(options) - set(model_options(name)))
+  known = model_options(name)
+  unknown = sorted(set(options) - set(known)) if known is not None else []
   if unknown:
     raise ValueError(f"model {name!r} takes no option {', '.join(map(repr, unknown))}; "
                      f"its options: {model_options(name)}")

@@ -124,7 +124,7 @@ def test_failed_measurement_is_reported_not_raised():
   bad = dict(name="bad", model="lenet", input_shape=(28, 28, 1), kwargs={"no_such_option": 1},
              el2n_n=8, el2n_chunk=8, grand_n=0, grand_chunk=1)
   out = scores.scores_section([bad, dict(bad, name="skipped", el2n_n=0)])
-  assert out["bad"]["error"].startswith("TypeError")
+  assert out["bad"]["error"].startswith("ValueError: model 'lenet' takes no option")
   assert "skipped" not in out
 
 

@@ -409,3 +409,20 @@ def test_init_same_key_same_params(mlp):
   again = net.init(jax.random.key(0))
   for a, b in zip(jax.tree.leaves(v.params), jax.tree.leaves(again.params), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_options_of_a_user_registered_model_are_its_own_business(monkeypatch):
+  """Only the built-in models' options are checked: a builder registered in ``MODELS`` (new,
+  or replacing a built-in) receives whatever options it is given."""
+  seen = {}
+
+  def builder(input_shape, num_classes, rngs, width=1, **kw):
+    seen.update(kw, width=width)
+    return jal.models.mlp.MLP(int(np.prod(input_shape)), num_classes, hidden=(width,), rngs=rngs)
+
+  monkeypatch.setitem(MODELS, "mine", builder)
+  assert jal.make_net("mine", (4, 4, 1), K, width=3, colour="red").embed_dim == 3
+  assert seen == {"width": 3, "colour": "red"}
+  monkeypatch.setitem(MODELS, "mlp", builder)
+  jal.make_net("mlp", (4, 4, 1), K, stem="any")
+  assert seen["stem"] == "any"
