@@ -138,7 +138,7 @@ def check_model(name: str, dropout: float | None = 0.0, options: Iterable[str] =
   unknown = sorted(set(options) - set(known)) if known is not None else []
   if unknown:
     raise ValueError(f"model {name!r} takes no option {', '.join(map(repr, unknown))}; "
-                     f"its options: {model_options(name)}")
+                     f"its options: {known}")
   if dropout is not None and not 0 <= float(dropout) < 1:
     raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
 
