@@ -61,7 +61,7 @@ def define_config(binary: str, default: str) -> flags.FlagHolder:
         f"Config file (binary={family!r}): a path or a name of experiments/configs "
         f"({', '.join(configs.names(family))}); override fields with --config.<key>=value.")
   except (AttributeError, KeyError, TypeError, ValueError) as e:
-    sys.exit(override_error(sys.argv, e))
+    sys.exit(_override_error(sys.argv, e))
 
 
 def resolve_config_argv(argv: list[str]) -> list[str]:
@@ -161,14 +161,14 @@ def run(body: Callable[[], object], binary: str,
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     if started:
       raise
-    sys.exit(override_error(sys.argv, e))
+    sys.exit(_override_error(sys.argv, e))
 
 
-def override_error(argv: list[str], e: Exception, default_config: str | None = None) -> str:
+def _override_error(argv: list[str], e: Exception) -> str:
   """The one-line message for a ``--config.<path>=…`` override that ml_collections refused
   with ``e``: a field the config does not have (named, with its siblings) or a bad value."""
   if isinstance(e, (AttributeError, KeyError)):
-    missing = unknown_override(argv, default_config or _DEFAULT_CONFIG.get("path", ""))
+    missing = unknown_override(argv, _DEFAULT_CONFIG.get("path", ""))
     if missing:
       return f"error: bad --config override (no such field): {missing}"
   what = "no such field" if isinstance(e, (AttributeError, KeyError)) else "bad value"
