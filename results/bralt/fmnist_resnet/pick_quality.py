@@ -1,6 +1,7 @@
 """Issue 16, point 3: what kind of points each row of the protocol bought, in a model-free space.
 
   python results/bralt/fmnist_resnet/pick_quality.py [--data_dir=../shared/data]
+      [--components=50 --neighbours=10 --out=PATH]   # --out= prints only
 
 ``picks.md`` shows both BRAL-T readings buy Random's class mix, yet under the same training
 (the Random + SuperLoss control) Random's picks beat them. This script asks how the bought
@@ -126,10 +127,14 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--data_dir", default=None)
   parser.add_argument("--runs", default=str(HERE / "runs"))
+  parser.add_argument("--components", type=int, default=COMPONENTS)
+  parser.add_argument("--neighbours", type=int, default=NEIGHBOURS)
+  parser.add_argument("--out", default=str(HERE / "pick_quality.md"),
+                      help="where the table goes ('' = print only)")
   args = parser.parse_args()
   x, y, _, _ = load_idx_arrays("fashion_mnist", data_dir=args.data_dir)
-  f = pca_features(x)
-  agreement = neighbour_agreement(f, y)
+  f = pca_features(x, args.components)
+  agreement = neighbour_agreement(f, y, args.neighbours)
   measures = {}   # row -> seed -> measures
   for row in ROWS:
     for seed in SEEDS:
@@ -143,8 +148,10 @@ def main():
       initial = np.setdiff1d(np.flatnonzero(ckpt["mask"]), bought)
       measures.setdefault(row, {})[seed] = trial_measures(history, f, y, agreement, initial)
       print(row, seed, measures[row][seed], flush=True)
-  (HERE / "pick_quality.md").write_text(markdown(measures, float(agreement.mean())))
-  print((HERE / "pick_quality.md").read_text())
+  table = markdown(measures, float(agreement.mean()), args.components, args.neighbours)
+  if args.out:
+    pathlib.Path(args.out).write_text(table)
+  print(table)
 
 
 def _mean_se(values: list[float], signed: bool = False) -> str:
@@ -155,7 +162,8 @@ def _mean_se(values: list[float], signed: bool = False) -> str:
   return f"{v.mean():{'+' if signed else ''}.3f} ± {se:.3f}"
 
 
-def markdown(measures: dict, pool_agreement: float) -> str:
+def markdown(measures: dict, pool_agreement: float, components: int = COMPONENTS,
+             neighbours: int = NEIGHBOURS) -> str:
   """The table: typicality, and coverage / spread relative to Random on the same seed."""
   lines = ["| strategy | typicality | within class | coverage / Random's | spread / Random's "
            "| seeds |", "|---|---|---|---|---|---|"]
@@ -174,8 +182,8 @@ def markdown(measures: dict, pool_agreement: float) -> str:
     per_class = np.mean([m["within_by_class"] for m in by_seed.values()], axis=0)
     lines.append(f"| {ROWS[row]} | " + " | ".join(f"{v:+.3f}" for v in per_class) + " |")
   return "\n".join(lines) + (
-    f"\n\nTypicality: share of a bought point's {NEIGHBOURS} nearest training neighbours "
-    f"(top {COMPONENTS} principal components of the pixels) with its label; the pool's mean is "
+    f"\n\nTypicality: share of a bought point's {neighbours} nearest training neighbours "
+    f"(top {components} principal components of the pixels) with its label; the pool's mean is "
     f"{pool_agreement:.3f}. Within class: typicality minus the pool mean of the point's class. "
     "Coverage: mean distance from a pool point to its nearest labeled "
     "point after the last round. Spread: mean distance from a bought point to the nearest "
