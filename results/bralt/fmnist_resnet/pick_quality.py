@@ -97,6 +97,12 @@ def nearest_distance(a: np.ndarray, b: np.ndarray, chunk: int = 4000,
   return out
 
 
+def within_class(agreement: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+  """Each point's typicality minus its class's pool mean, ``[len(idx)]``."""
+  class_mean = np.bincount(y, weights=agreement) / np.bincount(y)
+  return agreement[idx] - class_mean[y[idx]]
+
+
 def trial_measures(history: dict, f: np.ndarray, y: np.ndarray, agreement: np.ndarray,
                    initial: np.ndarray) -> dict:
   """The three measures of one trial, unnormalised.
@@ -112,10 +118,10 @@ def trial_measures(history: dict, f: np.ndarray, y: np.ndarray, agreement: np.nd
   bought = np.concatenate(batches)
   labeled = np.concatenate([initial, bought])
   spread = np.mean([nearest_distance(f[b], f[b], exclude_self=True).mean() for b in batches])
-  class_mean = np.bincount(y, weights=agreement) / np.bincount(y)
-  excess = agreement[bought] - class_mean[y[bought]]
-  per_class = np.bincount(y[bought], weights=excess, minlength=len(class_mean))
-  per_class /= np.maximum(np.bincount(y[bought], minlength=len(class_mean)), 1)
+  excess = within_class(agreement, y, bought)
+  classes = int(y.max()) + 1
+  per_class = np.bincount(y[bought], weights=excess, minlength=classes)
+  per_class /= np.maximum(np.bincount(y[bought], minlength=classes), 1)
   return {"typicality": float(agreement[bought].mean()),
           "within_class": float(excess.mean()),
           "within_by_class": per_class.tolist(),

@@ -33,7 +33,6 @@ def main():
   args = parser.parse_args()
   x, y, _, _ = load_idx_arrays("fashion_mnist", data_dir=args.data_dir)
   agreement = pick_quality.neighbour_agreement(pick_quality.pca_features(x), y)
-  class_mean = np.bincount(y, weights=agreement) / np.bincount(y)
   lines = ["| seed | OT settings | round-0 test acc. | typicality | within class | share of "
            "classes 0, 2, 4, 6 | class counts |", "|---|---|---|---|---|---|---|"]
   shared = []
@@ -47,7 +46,7 @@ def main():
       p = picks[k]
       lines.append(
         f"| {seed} | {label} | {rounds[k]['test_accuracy']:.4f} | {agreement[p].mean():.3f} | "
-        f"{(agreement[p] - class_mean[y[p]]).mean():+.3f} | "
+        f"{pick_quality.within_class(agreement, y, p).mean():+.3f} | "
         f"{np.isin(y[p], [0, 2, 4, 6]).mean():.2f} | {np.bincount(y[p], minlength=10).tolist()} |")
     shared.append(f"seed {seed}: {len(np.intersect1d(picks['paper'], picks['conc']))} "
                   f"of {len(picks['paper'])}")
