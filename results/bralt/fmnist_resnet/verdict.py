@@ -6,6 +6,9 @@ For each comparison the issue asks for, paired over the seeds both rows ran: the
 differences of AUBC and of F-acc, their mean ± standard error, the 95 % Student-t interval,
 how many seeds the first row won, and the paper's difference (BRAL-T Table 1, Fashion-MNIST,
 over all 40 rounds; our rows cover the first 10, Q = 2,500, so it is context, not a target).
+Then, for every comparison but those with Margin, the paired test-accuracy difference at each
+labeled count (mean ± SE over the shared seeds), and its mean over the last five counts
+(averaged per seed, then mean ± SE): whether a gap is closing by round 10.
 """
 
 import json
@@ -63,12 +66,44 @@ def compare(summary: dict, a: str, b: str, what: str) -> list[str]:
   return lines
 
 
+LATE = 5   # the last rounds averaged per seed in the per-round table's last column
+
+
+def per_round(summary: dict, a: str, b: str) -> str | None:
+  """One table line: ``a − b`` test accuracy at each labeled count, paired over shared seeds."""
+  if a not in summary or b not in summary:
+    return None
+  sa, sb = summary[a], summary[b]
+  seeds = sorted(set(sa["seeds"]) & set(sb["seeds"]))
+  if len(seeds) < 2:
+    return None
+  acc_a = np.array([sa["acc"][sa["seeds"].index(k)] for k in seeds])
+  acc_b = np.array([sb["acc"][sb["seeds"].index(k)] for k in seeds])
+  cells = []
+  for j in range(acc_a.shape[1]):
+    mean, se = metrics.mean_se(acc_a[:, j] - acc_b[:, j])
+    cells.append(f"{mean:+.3f} ± {se:.3f}")
+  mean, se = metrics.mean_se((acc_a[:, -LATE:] - acc_b[:, -LATE:]).mean(axis=1))
+  cells.append(f"{mean:+.4f} ± {se:.4f}")
+  return f"| {a} − {b} | {len(seeds)} | " + " | ".join(cells) + " |"
+
+
 def main():
   summary = json.loads((HERE / "summary.json").read_text())
   lines = ["| comparison (row − column) | statistic | per seed | mean ± SE | 95% t interval | "
            "seeds won | paper (40 rounds) | what it measures |", "|---" * 8 + "|"]
   for a, b, what in COMPARISONS:
     lines += compare(summary, a, b, what)
+  counts = summary[RANDOM]["n_labeled"]
+  lines += ["", "Test accuracy, row − column, at each labeled count (mean ± SE over the shared "
+            "seeds; last column: the last five counts' mean, per seed, then mean ± SE):", "",
+            "| comparison | seeds | " + " | ".join(str(n) for n in counts) + " | last 5 |",
+            "|---" * (len(counts) + 3) + "|"]
+  for a, b, _ in COMPARISONS:
+    if b != MARGIN:
+      line = per_round(summary, a, b)
+      if line:
+        lines.append(line)
   text = "\n".join(lines) + "\n"
   (HERE / "verdict.md").write_text(text)
   print(text)
