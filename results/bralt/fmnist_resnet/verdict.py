@@ -96,8 +96,8 @@ def main():
     lines += compare(summary, a, b, what)
   counts = summary[RANDOM]["n_labeled"]
   lines += ["", "Test accuracy, row − column, at each labeled count (mean ± SE over the shared "
-            "seeds; last column: the last five counts' mean, per seed, then mean ± SE):", "",
-            "| comparison | seeds | " + " | ".join(str(n) for n in counts) + " | last 5 |",
+            f"seeds; last column: the last {LATE} counts' mean, per seed, then mean ± SE):", "",
+            "| comparison | seeds | " + " | ".join(str(n) for n in counts) + f" | last {LATE} |",
             "|---" * (len(counts) + 3) + "|"]
   for a, b, _ in COMPARISONS:
     if b != MARGIN:
